@@ -60,7 +60,7 @@ class Settings(BaseSettings):
             raise ConfigurationError(
                 f"Missing setting{'s' if len(missing) > 1 else ''}: {', '.join(missing)}.",
                 hint="Set them in the environment or in a .env file "
-                "(`eval \"$(migrate sandbox --print-env)\"` points them at the local sandbox).",
+                "(`migrate sandbox --env-file .env` writes the ones that point at the local sandbox).",
             )
 
 

@@ -1,0 +1,111 @@
+"""Parquet files under MIGRATION_HOME, written so that a reader never sees half a table.
+
+A table is a directory of part files (`raw/accounts/part-00000.parquet`, ...). `TableWriter`
+writes the parts of a new version into a hidden sibling directory as pages arrive (memory
+stays flat whatever the table size) and swaps it into place only when the table is complete;
+a crash leaves the previous version untouched and the partial one is cleared on the next write.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROWS_PER_PART = 250_000
+
+
+class TableWriter:
+    """Streams rows into one Parquet table; `commit()` (or a clean `with` exit) publishes it."""
+
+    def __init__(self, directory: Path, schema: pa.Schema) -> None:
+        self.directory = directory
+        self.schema = schema
+        self.rows_written = 0
+        self._staging = directory.with_name(f".{directory.name}.partial")
+        if self._staging.exists():
+            shutil.rmtree(self._staging)
+        self._staging.mkdir(parents=True)
+        self._writer: pq.ParquetWriter | None = None
+        self._part = 0
+        self._rows_in_part = 0
+
+    def write_rows(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Append rows (dicts keyed by column; missing keys are null, unknown keys ignored)."""
+        rows = list(rows)
+        if not rows:
+            return 0
+        columns = {name: [row.get(name) for row in rows] for name in self.schema.names}
+        return self.write_table(pa.Table.from_pydict(columns, schema=self.schema))
+
+    def write_frame(self, frame: pd.DataFrame) -> int:
+        return self.write_table(pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False))
+
+    def write_table(self, table: pa.Table) -> int:
+        if self._writer is None or self._rows_in_part >= ROWS_PER_PART:
+            self._open_next_part()
+        assert self._writer is not None
+        self._writer.write_table(table)
+        self._rows_in_part += table.num_rows
+        self.rows_written += table.num_rows
+        return table.num_rows
+
+    def _open_next_part(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._writer = pq.ParquetWriter(self._staging / f"part-{self._part:05d}.parquet", self.schema)
+        self._part += 1
+        self._rows_in_part = 0
+
+    def commit(self) -> Path:
+        """Publish the table: the old version is replaced by the complete new one."""
+        if self._writer is None:  # an empty table still gets one (empty) part, so readers see its columns
+            self._open_next_part()
+        assert self._writer is not None
+        self._writer.close()
+        self._writer = None
+        retired = self.directory.with_name(f".{self.directory.name}.retired")
+        if retired.exists():
+            shutil.rmtree(retired)
+        if self.directory.exists():
+            self.directory.rename(retired)
+        self._staging.rename(self.directory)
+        if retired.exists():
+            shutil.rmtree(retired)
+        return self.directory
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        shutil.rmtree(self._staging, ignore_errors=True)
+
+    def __enter__(self) -> TableWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+def write_frame(directory: Path, frame: pd.DataFrame, schema: pa.Schema | None = None) -> Path:
+    """Write a whole DataFrame as a table in one go."""
+    schema = schema or pa.Schema.from_pandas(frame, preserve_index=False)
+    with TableWriter(directory, schema) as writer:
+        writer.write_frame(frame)
+    return directory
+
+
+def read_frame(directory: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a table written by `TableWriter`; a table that was never written is an error naming it."""
+    if not directory.exists():
+        raise FileNotFoundError(f"{directory} has not been written yet")
+    return pq.read_table(directory, columns=columns).to_pandas()
