@@ -1,0 +1,162 @@
+"""The mapping workbook: YAML files in MIGRATION_MAPPINGS_DIR, read through pydantic models.
+
+One file per Pipedrive object (`organizations.yaml`, ...). Each entry says where one Dynamics
+column goes: a standard Pipedrive field (`target`) or a custom field (`custom_field`), which
+transform carries the value across, whether the record is rejected without it, and a note for
+the person who confirms the plan. A malformed file fails with the file, the line of the
+entry and what is wrong.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from migration_pipeline.errors import MappingError
+
+# Pipedrive's creatable custom-field types (v2 `POST /{entity}Fields`).
+FieldType = Literal[
+    "varchar", "varchar_auto", "text", "double", "monetary", "phone", "date", "daterange", "time", "timerange",
+    "enum", "set", "address", "org", "people", "user",
+]
+
+# How a value is carried across; each name is a pure function in `mapping/transforms.py`.
+TransformName = Literal["copy", "text", "url", "integer", "money", "date", "datetime", "owner", "address", "option_label"]
+
+DYNAMICS_ID_FIELD = "Dynamics ID"
+
+
+class CustomFieldTarget(BaseModel):
+    """A Pipedrive custom field, identified by name (its 40-hex key is only known after provisioning)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=255)
+    field_type: FieldType
+    options: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _options_match_type(self) -> CustomFieldTarget:
+        if self.field_type in ("enum", "set") and not self.options:
+            raise ValueError(f"custom field {self.name!r} of type {self.field_type} needs options")
+        if self.field_type not in ("enum", "set") and self.options:
+            raise ValueError(f"custom field {self.name!r} of type {self.field_type} takes no options")
+        return self
+
+
+class FieldMap(BaseModel):
+    """One Dynamics column (or several, for composites such as an address) -> one Pipedrive field."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str | list[str]
+    target: str | None = None
+    custom_field: CustomFieldTarget | None = None
+    transform: TransformName = "copy"
+    required: bool = False
+    max_length: int | None = Field(default=None, gt=0)
+    min_value: float | None = None
+    max_value: float | None = None
+    notes: str = ""
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> FieldMap:
+        if (self.target is None) == (self.custom_field is None):
+            raise ValueError("give exactly one of `target` (a standard Pipedrive field) or `custom_field`")
+        if isinstance(self.source, list) and self.transform != "address":
+            raise ValueError("a list of source columns is only allowed with the `address` transform")
+        return self
+
+    @property
+    def sources(self) -> list[str]:
+        return self.source if isinstance(self.source, list) else [self.source]
+
+    @property
+    def destination(self) -> str:
+        """The staged column this field fills: the standard field name, or `custom:<name>`."""
+        return self.target if self.target is not None else f"custom:{self.custom_field.name}"  # type: ignore[union-attr]
+
+
+class ObjectMap(BaseModel):
+    """How one Dynamics entity set becomes one Pipedrive object."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    object: str
+    source_entity_set: str
+    source_key: str
+    fields: list[FieldMap]
+
+    @model_validator(mode="after")
+    def _unique_destinations(self) -> ObjectMap:
+        seen: set[str] = set()
+        for field_map in self.fields:
+            if field_map.destination in seen:
+                raise ValueError(f"two entries write {field_map.destination!r}")
+            seen.add(field_map.destination)
+        return self
+
+    @property
+    def custom_fields(self) -> list[CustomFieldTarget]:
+        """Every custom field this object needs, the Dynamics ID first."""
+        dynamics_id = CustomFieldTarget(name=DYNAMICS_ID_FIELD, field_type="varchar")
+        return [dynamics_id] + [f.custom_field for f in self.fields if f.custom_field is not None]
+
+    @property
+    def source_columns(self) -> list[str]:
+        columns = [self.source_key]
+        for field_map in self.fields:
+            columns.extend(column for column in field_map.sources if column not in columns)
+        return columns
+
+
+def load_object_map(path: Path) -> ObjectMap:
+    """Read and validate one mapping file; errors name the file, the entry's line and the problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MappingError(f"Mapping file {path} does not exist.", hint="Run `migrate plan` to write the proposed maps.") from None
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise MappingError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)}).", hint="Fix the file's syntax.") from None
+    try:
+        return ObjectMap.model_validate(data)
+    except ValidationError as exc:
+        problems = [_describe(error, node) for error in exc.errors()]
+        raise MappingError(f"{path}: " + "; ".join(problems) + ".", hint="Fix the named entries and run the command again.") from None
+
+
+def _describe(error: Any, root: yaml.Node | None) -> str:
+    """'line 12, fields[3].custom_field.field_type: Input should be ...' for one pydantic error."""
+    location = list(error["loc"])
+    node, line = root, None
+    for part in location:
+        node = _child(node, part)
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in location).lstrip(".")
+    entry = ""
+    if len(location) >= 2 and location[0] == "fields" and isinstance(location[1], int) and root is not None:
+        source = _child(_child(_child(root, "fields"), location[1]), "source")
+        if isinstance(source, yaml.ScalarNode):
+            entry = f" (entry for {source.value!r})"
+    prefix = f"line {line}, " if line else ""
+    return f"{prefix}{path or 'file'}{entry}: {error['msg']}"
+
+
+def _child(node: yaml.Node | None, key: str | int) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if key_node.value == key:
+                return value_node
+    if isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+        return node.value[key]
+    return None

@@ -1,0 +1,105 @@
+"""Raw Dynamics rows -> staged Pipedrive payloads, driven by an object's field map.
+
+`transform_object` is a pure function: a raw DataFrame and the confirmed plan in, the staged
+frame and the rejects out. The staged frame has `source_id` and one column per destination
+(standard fields by name, custom fields as `custom:<name>`), which the loader turns into
+request bodies once provisioning knows the custom-field keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from migration_pipeline.mapping import transforms
+from migration_pipeline.mapping.spec import DYNAMICS_ID_FIELD, FieldMap, ObjectMap
+
+REJECT_COLUMNS = ["object", "source_id", "field", "value", "reason", "rule"]
+DYNAMICS_ID_COLUMN = f"custom:{DYNAMICS_ID_FIELD}"
+
+
+@dataclass
+class TransformContext:
+    """What the transforms need beyond the rows: the confirmed owner map and the fallback user."""
+
+    owner_map: dict[str, int] = field(default_factory=dict)
+    fallback_owner_id: int | None = None
+
+
+@dataclass
+class TransformResult:
+    staged: pd.DataFrame
+    rejects: pd.DataFrame
+
+
+def carry(field_map: FieldMap, raw: pd.DataFrame, context: TransformContext) -> transforms.Carried:
+    """Apply one entry's transform to its source column(s)."""
+    column = raw[field_map.sources[0]]
+    match field_map.transform:
+        case "copy":
+            return transforms.Carried.clean(column.astype(object).where(column.notna(), None))
+        case "text":
+            return transforms.text(column, field_map.max_length)
+        case "url":
+            return transforms.url(column)
+        case "integer":
+            return transforms.integer(column, field_map.min_value, field_map.max_value)
+        case "money":
+            return transforms.money(column)
+        case "owner":
+            return transforms.owner(column, context.owner_map, context.fallback_owner_id)
+        case "address":
+            return transforms.address(raw[field_map.sources])
+        case other:
+            raise NotImplementedError(f"transform {other!r} is not available for {field_map.destination}")
+
+
+def transform_object(raw: pd.DataFrame, object_map: ObjectMap, context: TransformContext) -> TransformResult:
+    """Every raw row ends staged, or rejected with a reason; a bad optional value rejects only that field."""
+    missing = [column for column in object_map.source_columns if column not in raw.columns]
+    if missing:
+        raise KeyError(f"{object_map.source_entity_set} lacks the mapped column(s) {', '.join(missing)}")
+    source_ids = raw[object_map.source_key].astype(str)
+    staged = pd.DataFrame({"source_id": source_ids.to_numpy()}, index=raw.index)
+    staged[DYNAMICS_ID_COLUMN] = source_ids
+    rejects: list[pd.DataFrame] = []
+    rejected_rows = pd.Series(False, index=raw.index)
+
+    for field_map in object_map.fields:
+        carried = carry(field_map, raw, context)
+        staged[field_map.destination] = carried.values
+        has_problem = carried.problems.notna()
+        if has_problem.any():
+            original = raw[field_map.sources[0]].astype(str)
+            rejects.append(
+                pd.DataFrame(
+                    {
+                        "object": object_map.object,
+                        "source_id": source_ids[has_problem],
+                        "field": field_map.destination,
+                        "value": original[has_problem],
+                        "reason": carried.problems[has_problem],
+                        "rule": f"{field_map.transform}:{'/'.join(field_map.sources)}",
+                    }
+                )
+            )
+        if field_map.required:
+            absent = transforms.missing_required(carried.values) & ~has_problem
+            if absent.any():
+                rejects.append(
+                    pd.DataFrame(
+                        {
+                            "object": object_map.object,
+                            "source_id": source_ids[absent],
+                            "field": field_map.destination,
+                            "value": None,
+                            "reason": "required value is missing; the record is not migrated",
+                            "rule": "required",
+                        }
+                    )
+                )
+            rejected_rows |= transforms.missing_required(carried.values)
+
+    rejects_frame = pd.concat(rejects, ignore_index=True) if rejects else pd.DataFrame(columns=REJECT_COLUMNS)
+    return TransformResult(staged[~rejected_rows].reset_index(drop=True), rejects_frame[REJECT_COLUMNS])
