@@ -1,0 +1,32 @@
+"""The one `Definitions` object: every file of `defs/` contributes its own part.
+
+`build_definitions(settings)` pins the resources to explicit settings (the CLI uses it to run
+the same jobs the UI shows); `defs`, what `workspace.yaml` loads, reads them from the
+environment.
+"""
+
+import dagster as dg
+
+from migration_pipeline.defs import jobs
+from migration_pipeline.defs.dynamics import assets as dynamics_assets
+from migration_pipeline.defs.pipedrive import assets as pipedrive_assets
+from migration_pipeline.defs.pipedrive import checks as pipedrive_checks
+from migration_pipeline.defs.reports import assets as report_assets
+from migration_pipeline.defs.resources import resources_from
+from migration_pipeline.defs.staged import assets as staged_assets
+from migration_pipeline.settings import Settings
+
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    return dg.Definitions.merge(
+        dg.Definitions(resources=resources_from(settings)),
+        dynamics_assets.defs,
+        staged_assets.defs,
+        pipedrive_assets.defs,
+        pipedrive_checks.defs,
+        report_assets.defs,
+        jobs.defs,
+    )
+
+
+defs = build_definitions()

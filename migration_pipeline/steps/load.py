@@ -1,0 +1,152 @@
+"""Load: staged payloads -> Pipedrive records, with the ID map and the write journal kept as it goes.
+
+Idempotent and resumable: rows already in the ID map are skipped; before creating anything,
+the records that already carry a "Dynamics ID" in Pipedrive are read back (list pages, 10
+tokens per 500 rows) and linked, which also settles writes a crash or an in-doubt answer left
+unrecorded. Each create is journaled before it is sent and after it returns, and the ID map is
+updated in small batches, so a kill loses at most the batch in flight, which the read-back
+then finds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from migration_pipeline.errors import ApiError, ConfigurationError
+from migration_pipeline.mapping.confirmation import require_confirmed
+from migration_pipeline.mapping.payload import iter_payloads
+from migration_pipeline.mapping.spec import DYNAMICS_ID_FIELD
+from migration_pipeline.mapping.transform import REJECT_COLUMNS
+from migration_pipeline.pipedrive.client import PipedriveClient
+from migration_pipeline.pipedrive.errors import WriteInDoubt
+from migration_pipeline.steps.objects import MigratedObject
+from migration_pipeline.steps.provision import field_keys
+from migration_pipeline.warehouse.catalog import Warehouse
+from migration_pipeline.warehouse.journal import Journal, request_digest
+
+log = logging.getLogger(__name__)
+
+ID_BATCH = 100
+
+
+@dataclass
+class LoadResult:
+    object: str
+    staged: int
+    already_loaded: int = 0
+    linked_by_read_back: int = 0
+    created: int = 0
+    failed: int = 0
+    in_doubt: int = 0
+    seconds: float = 0.0
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def wrote_nothing(self) -> bool:
+        return self.created == 0 and self.failed == 0 and self.in_doubt == 0
+
+
+async def held_dynamics_ids(client: PipedriveClient, resource: str, dynamics_id_key: str) -> dict[str, str]:
+    """Dynamics id -> Pipedrive id for every live record of `resource` that carries one."""
+    held: dict[str, str] = {}
+    async for record in client.iter_v2(resource, params={"custom_fields": dynamics_id_key}):
+        value = (record.get("custom_fields") or {}).get(dynamics_id_key)
+        if value and not record.get("is_deleted"):
+            held[str(value)] = str(record["id"])
+    return held
+
+
+async def load_object(
+    client: PipedriveClient,
+    warehouse: Warehouse,
+    mappings_dir: Path,
+    item: MigratedObject,
+    run_id: str,
+    concurrency: int = 8,
+) -> LoadResult:
+    """Create every staged record that Pipedrive does not hold yet."""
+    require_confirmed(mappings_dir)
+    started = time.monotonic()
+    keys = field_keys(warehouse, item.name)
+    if DYNAMICS_ID_FIELD not in keys:
+        raise ConfigurationError(
+            f"The {DYNAMICS_ID_FIELD!r} field of {item.name} has not been provisioned.",
+            hint="Run the provisioning step first (`migrate run` does it).",
+        )
+    staged = warehouse.read_staged(item.name)
+    result = LoadResult(item.name, staged=len(staged))
+    known = warehouse.idmap(item.name)
+    todo = staged[~staged["source_id"].isin(known)]
+    result.already_loaded = len(staged) - len(todo)
+    if todo.empty:
+        result.seconds = time.monotonic() - started
+        return result
+
+    held = await held_dynamics_ids(client, item.resource, keys[DYNAMICS_ID_FIELD])
+    linked = {source_id: held[source_id] for source_id in todo["source_id"] if source_id in held}
+    warehouse.record_ids(item.name, linked, run_id)
+    result.linked_by_read_back = len(linked)
+    todo = todo[~todo["source_id"].isin(linked)]
+
+    pending: dict[str, str] = {}
+    rejects: list[dict[str, Any]] = []
+    in_doubt: list[str] = []
+    payloads: Iterator[tuple[str, dict[str, Any]]] = iter_payloads(todo, keys)
+
+    with Journal(warehouse.journal_dir, run_id) as journal:
+
+        async def worker() -> None:
+            for source_id, body in payloads:
+                intent = journal.intent("create", item.name, source_id, request_digest("POST", item.resource, body))
+                try:
+                    record = await client.create(item.resource, body)
+                except WriteInDoubt as error:
+                    journal.outcome(intent, "in_doubt", detail=error.message)
+                    in_doubt.append(source_id)
+                    continue
+                except ApiError as error:
+                    journal.outcome(intent, "failed", detail=error.message)
+                    rejects.append(dict(object=item.name, source_id=source_id, field=None, value=None,
+                                        reason=f"Pipedrive refused the record: {error.message}", rule="load"))
+                    continue
+                journal.outcome(intent, "ok", pipedrive_id=record["id"])
+                pending[source_id] = str(record["id"])
+                result.created += 1
+                if len(pending) >= ID_BATCH:
+                    batch = dict(pending)
+                    pending.clear()
+                    warehouse.record_ids(item.name, batch, run_id)
+                    log.info("load %s: %d of %d created", item.name, result.created, len(todo))
+
+        try:
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+        finally:
+            warehouse.record_ids(item.name, pending, run_id)
+
+    if in_doubt:
+        # Settle in-doubt writes now: the ones Pipedrive did apply are linked, the rest wait for the next run.
+        held = await held_dynamics_ids(client, item.resource, keys[DYNAMICS_ID_FIELD])
+        settled = {source_id: held[source_id] for source_id in in_doubt if source_id in held}
+        warehouse.record_ids(item.name, settled, run_id)
+        result.created += len(settled)
+        result.in_doubt = len(in_doubt) - len(settled)
+    result.failed = len(rejects)
+    result.failures = [row["reason"] for row in rejects[:5]]
+    if rejects:
+        warehouse.replace_rows(
+            "staged.rejects",
+            pd.DataFrame(rejects, columns=REJECT_COLUMNS),
+            where="object = ? AND rule = 'load' AND source_id IN (SELECT unnest(?))",
+            params=[item.name, [row["source_id"] for row in rejects]],
+        )
+    warehouse.import_journal()
+    result.seconds = time.monotonic() - started
+    return result

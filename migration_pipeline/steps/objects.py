@@ -1,0 +1,42 @@
+"""The objects the migration moves, and how each is addressed on both sides.
+
+One table serves every step (transform, provision, load, verify, rollback), so adding an
+object is one entry here plus its mapping file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MigratedObject:
+    name: str  # the Pipedrive object, plural: staged/<name>, idmap.<name>, pipedrive/<name>
+    resource: str  # the Pipedrive API resource
+    field_entity: str  # the custom-field entity (`organizationFields` -> "organization")
+    logical_name: str  # the Dynamics table
+    entity_set: str  # the Dynamics entity set
+    map_file: str  # the mapping workbook file
+
+
+ORGANIZATIONS = MigratedObject(
+    name="organizations",
+    resource="organizations",
+    field_entity="organization",
+    logical_name="account",
+    entity_set="accounts",
+    map_file="organizations.yaml",
+)
+
+# In load order.
+OBJECTS: tuple[MigratedObject, ...] = (ORGANIZATIONS,)
+
+# Dynamics tables the plan needs besides the migrated ones: owners are system users and teams.
+REFERENCE_TABLES: tuple[tuple[str, str], ...] = (("systemuser", "systemusers"), ("team", "teams"))
+
+
+def by_name(name: str) -> MigratedObject:
+    for item in OBJECTS:
+        if item.name == name:
+            return item
+    raise KeyError(f"unknown object {name!r}; expected one of {', '.join(o.name for o in OBJECTS)}")
