@@ -7,17 +7,19 @@ other exception is a bug: one line unless `--debug`, which keeps the traceback.
 
 from __future__ import annotations
 
+import logging
+import shutil
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from migration_pipeline.errors import MigrationError
+from migration_pipeline.errors import MigrationError, PlanNotConfirmed
+from migration_pipeline.settings import Settings, load_settings
 
-F = TypeVar("F", bound=Callable[..., Any])
+QUIET_DAGSTER = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 class MigrateGroup(click.Group):
@@ -50,8 +52,57 @@ class MigrateGroup(click.Group):
 
 @click.group(cls=MigrateGroup)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
-def main(debug: bool) -> None:
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """Move a CRM from Dynamics 365 into Pipedrive, field by field, with verification and rollback."""
+    progress = logging.getLogger("migration_pipeline")
+    if not progress.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("  %(message)s"))
+        progress.addHandler(handler)
+        progress.setLevel(logging.INFO)
+    ctx.obj = ctx.obj or {}
+
+
+def settings_of(ctx: click.Context) -> Settings:
+    """The settings for this invocation: pinned by `migrate demo`, else from the environment."""
+    settings = (ctx.obj or {}).get("settings")
+    return settings if settings is not None else load_settings()
+
+
+def run_job(settings: Settings, name: str) -> Any:
+    """Run one of the Dagster jobs in this process, exactly as the UI would, and return its result.
+
+    A blocking check that fails surfaces as an error naming the check; any error raised by our
+    own code keeps its type (and hint).
+    """
+    import dagster as dg
+    from dagster._core.errors import DagsterAssetCheckFailedError  # not exported at the top level
+
+    from migration_pipeline.definitions import build_definitions
+
+    job = build_definitions(settings).resolve_job_def(name)
+    with dg.DagsterInstance.ephemeral() as instance:
+        try:
+            return job.execute_in_process(run_config=QUIET_DAGSTER, instance=instance)
+        except DagsterAssetCheckFailedError as error:
+            raise MigrationError(
+                f"A blocking check failed, so the steps after it did not run: {error}.",
+                hint="Run `migrate verify` for the differences, and read validation.field_diff in the warehouse.",
+            ) from None
+
+
+def materialized(result: Any) -> dict[str, dict[str, Any]]:
+    """Asset key -> metadata (plain values) of everything a job result materialized."""
+    out: dict[str, dict[str, Any]] = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.materialization
+        out[materialization.asset_key.to_user_string()] = {key: value.value for key, value in materialization.metadata.items()}
+    return out
+
+
+def checks(result: Any) -> dict[str, Any]:
+    return {f"{e.asset_key.to_user_string()}:{e.check_name}": e for e in result.get_asset_check_evaluations()}
 
 
 @main.command()
@@ -84,6 +135,139 @@ def sandbox(records: int, seed: int, port: int, env_file: Path | None) -> None:
                 time.sleep(3600)
         except KeyboardInterrupt:
             click.echo("# Stopped.", err=True)
+
+
+@main.command()
+@click.pass_context
+def audit(ctx: click.Context) -> None:
+    """Count what is there to move and list its custom fields -> reports/scope.md and audit.scope."""
+    from migration_pipeline.dynamics.client import DataverseClient
+    from migration_pipeline.steps.audit import audit_scope
+    from migration_pipeline.warehouse.catalog import Warehouse
+
+    settings = settings_of(ctx)
+    with DataverseClient.from_settings(settings) as client:
+        scope, path = audit_scope(client, Warehouse(settings.migration_home))
+    records = scope[scope["kind"] == "records"]
+    for row in records.itertuples():
+        click.echo(f"  {row.entity_set:<14} {row.count:>9,} records")
+    click.echo(f"  {int((scope['kind'] == 'custom_field').sum())} custom fields. Scope report: {path}")
+
+
+@main.command()
+@click.pass_context
+def plan(ctx: click.Context) -> None:
+    """Extract, then write the proposed maps (fields, owners) into the mappings dir, unconfirmed."""
+    from migration_pipeline.pipedrive.client import run_sync
+    from migration_pipeline.steps.plan import open_questions, write_plan
+    from migration_pipeline.warehouse.catalog import Warehouse
+
+    settings = settings_of(ctx)
+    extracted = materialized(run_job(settings, "extract"))
+    for key, metadata in sorted(extracted.items()):
+        click.echo(f"  extracted {key:<22} {metadata.get('dagster/row_count', 0):>9,} rows")
+    users = run_sync(settings, lambda client: client.users())
+    result = write_plan(Warehouse(settings.migration_home), settings.migration_mappings_dir, users, settings.pipedrive_fallback_owner_email)
+    statuses: dict[str, int] = {}
+    for owner in result.owner_map.owners:
+        statuses[owner.status] = statuses.get(owner.status, 0) + 1
+    click.echo("  owners: " + ", ".join(f"{count} {status.replace('_', ' ')}" for status, count in sorted(statuses.items())))
+    blocking, decisions = open_questions(result.owner_map)
+    click.echo(f"  wrote {', '.join(str(path) for path in result.files)}")
+    click.echo(f"  {len(blocking)} blocking, {len(decisions)} decisions to confirm. Next: review, then `migrate confirm`.")
+
+
+@main.command()
+@click.option("--yes", is_flag=True, help="Confirm without prompting (for scripts).")
+@click.pass_context
+def confirm(ctx: click.Context, yes: bool) -> None:
+    """Show what is unresolved and mark the plan confirmed; refuses while anything blocks."""
+    from migration_pipeline.steps.plan import confirm_plan, load_plan, open_questions
+
+    settings = settings_of(ctx)
+    _, owner_map = load_plan(settings.migration_mappings_dir)
+    blocking, decisions = open_questions(owner_map)
+    for line in blocking:
+        click.echo(f"  BLOCKS: {line}")
+    for line in decisions:
+        click.echo(f"  decision: {line}")
+    if not blocking and not yes and not click.confirm("Confirm this plan?", default=False):
+        raise PlanNotConfirmed("The plan was not confirmed.", hint="Run `migrate confirm` again when ready.")
+    record = confirm_plan(settings.migration_mappings_dir)
+    click.echo(f"  confirmed by {record.confirmed_by} at {record.confirmed_at} (plan digest {record.digest[:12]}).")
+
+
+@main.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """The full migration: transform, provision, load, verify; resumes where a previous run stopped."""
+    settings = settings_of(ctx)
+    from migration_pipeline.mapping.confirmation import require_confirmed
+
+    require_confirmed(settings.migration_mappings_dir)  # refuse before extracting anything
+    result = run_job(settings, "full_migration")
+    assets = materialized(result)
+    for key, metadata in sorted(assets.items()):
+        if key.startswith("pipedrive/") and "created" in metadata:
+            if metadata["created"] == 0 and metadata["in_doubt"] == 0 and metadata["refused"] == 0:
+                click.echo(f"  {key}: nothing new to create ({metadata['dagster/row_count']:,} already in Pipedrive)")
+            else:
+                click.echo(
+                    f"  {key}: created {metadata['created']:,}, already there {metadata['already_loaded'] + metadata['linked_by_read_back']:,}, "
+                    f"refused {metadata['refused']}, in doubt {metadata['in_doubt']} ({metadata['tokens_spent']:,} tokens)"
+                )
+        elif key.startswith("staged/"):
+            click.echo(f"  {key}: {metadata['dagster/row_count']:,} staged, {metadata['rejected_records']} records and "
+                       f"{metadata['rejected_fields']} values rejected (staged.rejects)")
+    for name, evaluation in checks(result).items():
+        click.echo(f"  check {name}: {'passed' if evaluation.passed else 'FAILED'} ({evaluation.description})")
+    if "reports/migration" in assets:
+        click.echo(f"  report: {assets['reports/migration']['path']}")
+
+
+@main.command()
+@click.pass_context
+def verify(ctx: click.Context) -> None:
+    """Field-level diff of everything loaded; exits non-zero if any field differs."""
+    settings = settings_of(ctx)
+    result = run_job(settings, "verify")
+    for name, evaluation in checks(result).items():
+        metadata = {key: value.value for key, value in evaluation.metadata.items()}
+        click.echo(f"  {name}: {evaluation.description}, {metadata['tokens_spent']} tokens")
+        click.echo("\n".join("    " + line for line in str(metadata["summary"]).splitlines()))
+
+
+@main.command()
+@click.option("--records", default=1000, show_default=True, help="Size of the sandbox dataset.")
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=Path(".migration-demo"), show_default=True,
+              help="MIGRATION_HOME for the demo (cleared first).")
+@click.pass_context
+def demo(ctx: click.Context, records: int, home: Path) -> None:
+    """Start the sandbox in-process and run the migration story against it, step by step."""
+    from migration_pipeline.sandbox.runtime import Sandbox, SandboxConfig
+
+    started = time.monotonic()
+    if home.exists():
+        shutil.rmtree(home)
+    click.echo(f"Starting the sandbox ({records:,} records)...")
+    with Sandbox(SandboxConfig(records=records)) as sandbox:
+        environment = {name.lower(): value for name, value in sandbox.environment().items()}
+        ctx.obj["settings"] = Settings(
+            _env_file=None, **environment, migration_home=home, migration_mappings_dir=home / "mappings"  # type: ignore[call-arg]
+        )
+        steps = [
+            ("Audit: what is in Dynamics", audit, {}),
+            ("Plan: extract, propose the maps", plan, {}),
+            ("Confirm the plan", confirm, {"yes": True}),
+            ("Run the migration", run, {}),
+            ("Run again: nothing new to create", run, {}),
+            ("Verify every field", verify, {}),
+        ]
+        for title, command, params in steps:
+            click.echo(f"\n== {title}")
+            ctx.invoke(command, **params)
+    click.echo(f"\nDone in {time.monotonic() - started:.0f} s. Everything it wrote is in {home}/ "
+               f"(query it with: duckdb {home}/warehouse.duckdb).")
 
 
 if __name__ == "__main__":

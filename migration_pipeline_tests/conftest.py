@@ -1,18 +1,28 @@
-"""Shared fixtures: the sandbox served on free loopback ports, and settings that point at it."""
+"""Shared fixtures: sandboxes served on free loopback ports, and settings that point at them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from migration_pipeline.settings import Settings
 
+if TYPE_CHECKING:
+    from migration_pipeline.sandbox.runtime import Sandbox, SandboxConfig
+
+
+def settings_for(sandbox: Sandbox, home: Path) -> Settings:
+    """Settings pointing at `sandbox`, with MIGRATION_HOME and the mappings dir under `home`."""
+    environment = {name.lower(): value for name, value in sandbox.environment().items()}
+    return Settings(_env_file=None, **environment, migration_home=home / "home", migration_mappings_dir=home / "mappings")  # type: ignore[call-arg]
+
 
 @pytest.fixture(scope="session")
-def sandbox() -> Iterator["Sandbox"]:  # noqa: F821 - imported lazily so pure tests never build a sandbox
-    """One sandbox (1,000 records, seed 42) for the whole session; tests must not leave it changed."""
+def sandbox() -> Iterator[Sandbox]:
+    """One sandbox (1,000 records, seed 42) shared by the session: for tests that only read from it."""
     from migration_pipeline.sandbox.runtime import Sandbox, SandboxConfig
 
     with Sandbox(SandboxConfig(records=1000, seed=42)) as running:
@@ -20,12 +30,17 @@ def sandbox() -> Iterator["Sandbox"]:  # noqa: F821 - imported lazily so pure te
 
 
 @pytest.fixture
-def settings(sandbox: "Sandbox", tmp_path: Path) -> Settings:  # noqa: F821
-    """Settings pointing at the shared sandbox, with a fresh MIGRATION_HOME and mappings dir per test."""
-    environment = {name.lower(): value for name, value in sandbox.environment().items()}
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        **environment,
-        migration_home=tmp_path / "home",
-        migration_mappings_dir=tmp_path / "mappings",
-    )
+def make_sandbox() -> Iterator[Callable[..., Sandbox]]:
+    """A factory of fresh sandboxes for tests that change state; each is stopped after the test."""
+    from migration_pipeline.sandbox.runtime import Sandbox, SandboxConfig
+
+    started: list[Sandbox] = []
+
+    def make(config: SandboxConfig | None = None, **fields: object) -> Sandbox:
+        running = Sandbox(config or SandboxConfig(**fields)).start()  # type: ignore[arg-type]
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
+        running.stop()

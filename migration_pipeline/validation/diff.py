@@ -70,11 +70,13 @@ class DiffResult:
 
 def diff_object(
     object_name: str,
-    expected: Iterable[tuple[str, str, dict[str, Any]]],
+    expected: Iterable[tuple[str, str | None, dict[str, Any]]],
     actual: Mapping[str, Mapping[str, Any]],
     field_names: Mapping[str, str],
 ) -> DiffResult:
     """Compare `(source id, pipedrive id, body)` triples with the Pipedrive records keyed by id.
+
+    A triple without a Pipedrive id is a staged record that was never loaded: missing too.
 
     `field_names` turns custom-field keys back into names, so reports speak of "Main Phone", not
     of a 40-character hash.
@@ -88,11 +90,11 @@ def diff_object(
         tally[field][outcome] += 1
 
     for source_id, pipedrive_id, body in expected:
-        record = actual.get(str(pipedrive_id))
+        record = None if pipedrive_id is None else actual.get(str(pipedrive_id))
         if record is None or record.get("is_deleted"):
             count(RECORD, 3)
-            rows.append(dict(object=object_name, source_id=source_id, pipedrive_id=str(pipedrive_id), field=RECORD,
-                             expected="present", actual=None, rule="missing"))
+            rows.append(dict(object=object_name, source_id=source_id, pipedrive_id=pipedrive_id and str(pipedrive_id), field=RECORD,
+                             expected="present", actual=None, rule="not_loaded" if pipedrive_id is None else "missing"))
             continue
         count(RECORD, 1)
         fields = [(name, value, record.get(name)) for name, value in body.items() if name != "custom_fields"]

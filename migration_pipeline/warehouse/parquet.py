@@ -104,8 +104,12 @@ def write_frame(directory: Path, frame: pd.DataFrame, schema: pa.Schema | None =
     return directory
 
 
+# Integers and booleans with nulls stay integers and booleans (pandas would make them floats and objects).
+NULLABLE_TYPES = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
+
+
 def read_frame(directory: Path, columns: list[str] | None = None) -> pd.DataFrame:
     """Read a table written by `TableWriter`; a table that was never written is an error naming it."""
     if not directory.exists():
         raise FileNotFoundError(f"{directory} has not been written yet")
-    return pq.read_table(directory, columns=columns).to_pandas()
+    return pq.read_table(directory, columns=columns).to_pandas(types_mapper=NULLABLE_TYPES.get)
