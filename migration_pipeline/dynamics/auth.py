@@ -83,7 +83,7 @@ class ClientCredentials:
                     sent_at = self._clock()
                     response = raise_if_transient(http.post(self.token_url, data=form, headers={"Accept": "application/json"}))
         except RETRYABLE as error:
-            raise exhausted(error, setting=AUTHORITY_URL, url=self.authority_url, attempts=policy.max_attempts) from error
+            raise exhausted(error, setting=AUTHORITY_URL, url=self.authority_url, attempts=policy.attempts_for(error)) from error
         if response.status_code != 200:
             raise token_error(response, self._client_secret)
         try:

@@ -276,7 +276,7 @@ class DataverseClient:
                     self.gate.wait()
                     response = raise_if_transient(self._send_authorized(url, headers))
         except RETRYABLE as error:
-            raise exhausted(error, setting=DYNAMICS_URL, url=self.url, attempts=self._policy.max_attempts) from error
+            raise exhausted(error, setting=DYNAMICS_URL, url=self.url, attempts=self._policy.attempts_for(error)) from error
         if not response.is_success:
             raise api_error(response)
         return response

@@ -71,6 +71,8 @@ class RetryPolicy:
     """Bounded attempts with exponential backoff: `backoff_initial`, doubling, capped at `backoff_max`."""
 
     max_attempts: int = 8
+    # Nothing listening is nearly always a wrong URL, not a blip: give up after a few quick tries.
+    connect_attempts: int = 3
     backoff_initial: float = 1.0
     backoff_max: float = 60.0
 
@@ -82,6 +84,10 @@ class RetryPolicy:
         """
         ceiling = min(self.backoff_max, self.backoff_initial * 2.0 ** (attempt - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    def attempts_for(self, error: BaseException | None) -> int:
+        """How many attempts a request gets when it keeps failing with `error`."""
+        return self.connect_attempts if isinstance(error, httpx.ConnectError) else self.max_attempts
 
     def retrying(self, gate: PauseGate | None = None) -> tenacity.Retrying:
         """A tenacity loop for one request; with a `gate`, a 429 pauses the whole identity."""
@@ -102,12 +108,16 @@ class RetryPolicy:
                 "Transient failure (%s), attempt %d of %d; retrying in %.1f s",
                 _describe(error),
                 state.attempt_number,
-                self.max_attempts,
+                self.attempts_for(error),
                 max(state.upcoming_sleep, gate.remaining() if gate is not None else 0.0),
             )
 
+        def stop(state: tenacity.RetryCallState) -> bool:
+            error = state.outcome.exception() if state.outcome else None
+            return state.attempt_number >= self.attempts_for(error)
+
         return tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.max_attempts),
+            stop=stop,
             wait=wait,
             retry=tenacity.retry_if_exception_type(RETRYABLE),
             before_sleep=log_retry,

@@ -89,6 +89,16 @@ def test_attempts_are_bounded_and_the_last_failure_is_raised() -> None:
     assert caught.value.response.status_code == 503
 
 
+def test_nothing_listening_gives_up_after_a_few_quick_attempts() -> None:
+    request = httpx.Request("GET", "http://127.0.0.1/")
+    refused = [httpx.ConnectError("refused", request=request)] * 8
+    with pytest.raises(httpx.ConnectError):
+        run(RetryPolicy(max_attempts=8, connect_attempts=3, backoff_initial=0.001), refused)
+    # One refusal among other transient failures does not shorten the budget of the rest.
+    _, calls = run(RetryPolicy(max_attempts=8, connect_attempts=3, backoff_initial=0.001), [response(503)] * 5 + [response(200)])
+    assert calls == 6
+
+
 def test_programming_errors_are_not_retried() -> None:
     calls = 0
     with pytest.raises(KeyError):

@@ -49,7 +49,7 @@ def load_asset(item: MigratedObject) -> dg.AssetsDefinition:
     def _load(context: dg.AssetExecutionContext, pipedrive: PipedriveResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
         async def load() -> dg.MaterializeResult:
             async with pipedrive.client() as client:
-                result = await load_object(client, warehouse.warehouse(), warehouse.mappings_path, item, context.run_id)
+                result = await load_object(client, warehouse.warehouse(), warehouse.mappings_path, item, context.run.run_id)
                 usage = client.usage.snapshot()
             if result.failed or result.in_doubt:
                 context.log.warning(f"{item.name}: {result.failed} refused, {result.in_doubt} in doubt; see staged.rejects")

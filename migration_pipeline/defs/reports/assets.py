@@ -19,7 +19,7 @@ from migration_pipeline.steps.report import write_migration_report
     "diff summary. Not produced while any field diff fails.",
 )
 def migration_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    path = write_migration_report(warehouse.warehouse(), context.run_id, datetime.now(UTC))
+    path = write_migration_report(warehouse.warehouse(), context.run.run_id, datetime.now(UTC))
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path))})
 
 
