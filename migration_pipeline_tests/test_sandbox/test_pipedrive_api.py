@@ -330,6 +330,18 @@ def test_field_lists_show_system_and_custom_fields(api: SpecCheckedClient) -> No
     refused(api.get(f"/api/v2/personFields/{field['field_code']}"), 404)
 
 
+def test_options_are_added_in_bulk_to_option_fields_only(api: SpecCheckedClient) -> None:
+    field = new_field(api, "dealFields", "set", options=[{"label": "A"}])
+    added = ok(api.post(f"/api/v2/dealFields/{field['field_code']}/options", json=[{"label": "B"}, {"label": "C"}]))
+    assert [option["label"] for option in added] == ["B", "C"]
+    labels = [o["label"] for o in ok(api.get(f"/api/v2/dealFields/{field['field_code']}"))["options"]]
+    assert labels == ["A", "B", "C"]
+    refused(api.post(f"/api/v2/dealFields/{field['field_code']}/options", json=[{"label": "A"}]), 400, "unique")
+    refused(api.post(f"/api/v2/dealFields/{field['field_code']}/options", json={"label": "D"}), 400, "array")
+    text = new_field(api, "dealFields", "varchar")
+    refused(api.post(f"/api/v2/dealFields/{text['field_code']}/options", json=[{"label": "D"}]), 400, "enum and set")
+
+
 def test_field_codes_are_random_per_instance() -> None:
     codes = []
     for _ in range(2):

@@ -41,17 +41,18 @@ class Ctx:
     query: dict[str, Any]
     user_id: int
 
-    async def json(self) -> dict[str, Any]:
+    async def json(self) -> Any:
+        """The JSON body: an object, or an array where the operation takes one (bulk option adds)."""
         raw = await self.request.body()
         try:
             body = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError as error:
             raise bad_request("Invalid JSON in request body", "ERR_SCHEMA_VALIDATION_FAILED") from error
-        if type(body) is not dict:
+        if type(body) not in (dict, list):
             raise ApiError(400, "Validation failed: body: Expected 'object' as value", "ERR_SCHEMA_VALIDATION_FAILED")
         return body
 
-    async def validated(self, allow_extra: Callable[[str], bool] | None = None) -> dict[str, Any]:
+    async def validated(self, allow_extra: Callable[[str], bool] | None = None) -> Any:
         body = await self.json()
         try:
             validate_body(self.version, self.method, self.template, body, allow_extra)

@@ -150,8 +150,9 @@ def validate_body(version: Version, method: str, template: str, body: Any,
     schema = body_schema(version, method, template)
     if schema is None:
         raise ValidationFailed("body", "This request takes no body")
-    if type(body) is not dict:
-        raise ValidationFailed("body", "Expected 'object' as value")
+    expected, name = (list, "array") if schema.get("type") == "array" else (dict, "object")
+    if type(body) is not expected:
+        raise ValidationFailed("body", f"Expected '{name}' as value")
     check_value(load_spec(version), schema, body, "", allow_extra)
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from migration_pipeline.sandbox.pipedrive.fields import FieldDef
+from migration_pipeline.sandbox.pipedrive.fields import OPTION_TYPES, FieldDef
 from migration_pipeline.sandbox.pipedrive.responses import bad_request, not_found
 from migration_pipeline.sandbox.pipedrive.routing import Ctx, cursor_page, invalid, route
 from migration_pipeline.sandbox.pipedrive.simulator import Simulator
@@ -67,6 +67,23 @@ def _make_field_routes(segment: str, entity: str) -> None:
                     setattr(definition, key, body[key])
             definition.update_time = ctx.sim.ts_v2()
         return ctx.ok(definition.v2())
+
+    @route("v2", "POST", f"/{segment}/{{field_code}}/options")
+    async def add_options(ctx: Ctx) -> Response:
+        body = await ctx.validated()
+        with ctx.sim.lock:
+            definition = _field(ctx, entity)
+            if definition.field_type not in OPTION_TYPES:
+                raise bad_request("Options can only be added to enum and set fields")
+            labels = [option["label"] for option in body]
+            taken = {option["label"] for option in definition.options or []}
+            duplicates = sorted(set(label for label in labels if label in taken or labels.count(label) > 1))
+            if duplicates:
+                raise invalid("label", f"Option labels must be unique: {', '.join(duplicates)}")
+            added = ctx.sim.new_options(labels)
+            definition.options = [*(definition.options or []), *added]
+            definition.update_time = ctx.sim.ts_v2()
+        return ctx.ok([{"id": option["id"], "label": option["label"]} for option in added])
 
     @route("v2", "DELETE", f"/{segment}/{{field_code}}")
     async def delete_field(ctx: Ctx) -> Response:
