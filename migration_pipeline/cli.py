@@ -165,8 +165,9 @@ def plan(ctx: click.Context) -> None:
     settings = settings_of(ctx)
     users = run_sync(settings, lambda client: client.users())  # first: a bad token fails before a long extract
     extracted = materialized(run_job(settings, "extract"))
+    width = max((len(key) for key in extracted), default=0)
     for key, metadata in sorted(extracted.items()):
-        click.echo(f"  extracted {key:<22} {metadata.get('dagster/row_count', 0):>9,} rows")
+        click.echo(f"  extracted {key:<{width}} {metadata.get('dagster/row_count', 0):>9,} rows")
     result = write_plan(Warehouse(settings.migration_home), settings.migration_mappings_dir, users, settings.pipedrive_fallback_owner_email)
     statuses: dict[str, int] = {}
     for owner in result.owner_map.owners:

@@ -14,13 +14,14 @@ from migration_pipeline.defs.pipedrive import checks as pipedrive_checks
 from migration_pipeline.defs.reports import assets as report_assets
 from migration_pipeline.defs.resources import resources_from
 from migration_pipeline.defs.staged import assets as staged_assets
-from migration_pipeline.settings import Settings
+from migration_pipeline.settings import Settings, load_settings
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    home = (settings or load_settings()).migration_home
     return dg.Definitions.merge(
         dg.Definitions(resources=resources_from(settings)),
-        dynamics_assets.defs,
+        dynamics_assets.build_defs(home),
         staged_assets.defs,
         pipedrive_assets.defs,
         pipedrive_checks.defs,

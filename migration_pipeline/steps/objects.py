@@ -34,6 +34,34 @@ OBJECTS: tuple[MigratedObject, ...] = (ORGANIZATIONS,)
 # Dynamics tables the plan needs besides the migrated ones: owners are system users and teams.
 REFERENCE_TABLES: tuple[tuple[str, str], ...] = (("systemuser", "systemusers"), ("team", "teams"))
 
+# Every standard Dynamics table the migration reads, as (logical name, entity set): the objects of
+# DESIGN.md's table, what they refer to, and what the audit inventories. Custom entities and
+# their N:N intersects come on top, from schema discovery.
+STANDARD_TABLES: tuple[tuple[str, str], ...] = (
+    ("account", "accounts"),
+    ("contact", "contacts"),
+    ("opportunity", "opportunities"),
+    ("lead", "leads"),
+    ("activitypointer", "activitypointers"),
+    ("phonecall", "phonecalls"),
+    ("email", "emails"),
+    ("task", "tasks"),
+    ("appointment", "appointments"),
+    ("activityparty", "activityparties"),
+    ("product", "products"),
+    ("productassociation", "productassociations"),
+    ("pricelevel", "pricelevels"),
+    ("productpricelevel", "productpricelevels"),
+    ("opportunityproduct", "opportunityproducts"),
+    ("annotation", "annotations"),
+    ("systemuser", "systemusers"),
+    ("team", "teams"),
+    ("transactioncurrency", "transactioncurrencies"),
+    ("processstage", "processstages"),
+    ("workflow", "workflows"),
+    ("sdkmessageprocessingstep", "sdkmessageprocessingsteps"),
+)
+
 
 def by_name(name: str) -> MigratedObject:
     for item in OBJECTS:

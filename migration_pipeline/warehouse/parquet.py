@@ -44,6 +44,15 @@ class TableWriter:
         columns = {name: [row.get(name) for row in rows] for name in self.schema.names}
         return self.write_table(pa.Table.from_pydict(columns, schema=self.schema))
 
+    def attach(self, name: str, text: str) -> None:
+        """A small file published with the table (and replaced with it), such as the extract's delta link.
+
+        Its name starts with `_`, which Parquet readers skip.
+        """
+        if not name.startswith("_"):
+            raise ValueError(f"a file attached to a table is named _<something>, not {name!r}")
+        (self._staging / name).write_text(text, encoding="utf-8")
+
     def write_frame(self, frame: pd.DataFrame) -> int:
         return self.write_table(pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False))
 

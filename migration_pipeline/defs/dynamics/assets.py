@@ -1,39 +1,75 @@
-"""Extract assets: one `dynamics/<entity_set>` per Dataverse table, written to raw Parquet."""
+"""Extract assets: one `dynamics/<entity_set>` per Dataverse table, written to raw Parquet.
 
+The tables are one multi-asset so that they extract concurrently in one process, sharing one
+client (one token, one pause gate that a 429 closes for every worker), while each table is
+still its own asset with its own row count. Any subset can be materialized.
+"""
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import dagster as dg
 
 from migration_pipeline.defs.resources import DynamicsResource, WarehouseResource
-from migration_pipeline.steps.extract import extract_table
-from migration_pipeline.steps.objects import OBJECTS, REFERENCE_TABLES
+from migration_pipeline.steps.extract import ExtractFailure, TableRef, extract_tables, scope_tables
+
+SCHEMA_KEY = dg.AssetKey(["dynamics", "schema"])
 
 
-def extract_asset(logical_name: str, entity_set: str) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=["dynamics", entity_set],
-        group_name="extract",
-        kinds={"dynamics", "parquet"},
-        description=f"Every {logical_name} row from the Dataverse Web API, as raw Parquet (`raw.{entity_set}` in DuckDB).",
-    )
-    def _extract(context: dg.AssetExecutionContext, dynamics: DynamicsResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
-        with dynamics.client() as client:
-            result = extract_table(client, warehouse.warehouse(), logical_name, entity_set)
-        context.log.info(f"{entity_set}: {result.rows} rows in {result.pages} pages")
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": result.rows,
-                "columns": result.columns,
-                "pages": result.pages,
-                "duration_s": round(result.seconds, 2),
-            }
+def table_key(table: TableRef) -> dg.AssetKey:
+    return dg.AssetKey(["dynamics", table.entity_set])
+
+
+def extract_assets(tables: Sequence[TableRef]) -> dg.AssetsDefinition:
+    """One multi-asset over `tables`, each downstream of the schema discovery that scopes it."""
+    by_key = {table_key(table): table for table in tables}
+    specs = [
+        dg.AssetSpec(
+            key,
+            deps=[SCHEMA_KEY],
+            group_name="extract",
+            kinds={"dynamics", "parquet"},
+            skippable=True,
+            description=f"Every {table.logical_name} row from the Dataverse Web API, as raw Parquet "
+            f"(`raw.{table.entity_set}` in DuckDB)"
+            + ("; read as a change-tracking sync, so delta pickups start from here." if table.track_changes else "."),
         )
+        for key, table in by_key.items()
+    ]
+
+    @dg.multi_asset(specs=specs, name="extract_dynamics", can_subset=True)
+    def _extract(
+        context: dg.AssetExecutionContext, dynamics: DynamicsResource, warehouse: WarehouseResource
+    ) -> Iterator[dg.MaterializeResult]:
+        selected = [by_key[key] for key in by_key if key in context.selected_asset_keys]
+        failures: list[ExtractFailure] = []
+        with dynamics.client() as client:
+            for outcome in extract_tables(client, warehouse.warehouse(), selected):
+                if isinstance(outcome, ExtractFailure):
+                    context.log.error(f"{outcome.entity_set}: {outcome.error}")
+                    failures.append(outcome)
+                    continue
+                context.log.info(f"{outcome.entity_set}: {outcome.rows:,} rows in {outcome.pages} pages, {outcome.seconds:.1f} s")
+                yield dg.MaterializeResult(
+                    asset_key=table_key(next(t for t in selected if t.entity_set == outcome.entity_set)),
+                    metadata={
+                        "dagster/row_count": outcome.rows,
+                        "columns": outcome.columns,
+                        "pages": outcome.pages,
+                        "duration_s": round(outcome.seconds, 2),
+                        "change_tracking": outcome.delta_link is not None,
+                    },
+                )
+        if failures:  # every table that could be extracted was; each failure is logged above
+            raise failures[0].error
 
     return _extract
 
 
-EXTRACT_ASSETS = [extract_asset(item.logical_name, item.entity_set) for item in OBJECTS] + [
-    extract_asset(logical_name, entity_set) for logical_name, entity_set in REFERENCE_TABLES
-]
+def build_defs(home: Path) -> dg.Definitions:
+    """The extract assets for the environment whose data lives under `home`.
 
-
-defs = dg.Definitions(assets=EXTRACT_ASSETS)
+    After schema discovery has run once, custom entities are assets of their own too (reload
+    the code location to see new ones).
+    """
+    return dg.Definitions(assets=[extract_assets(scope_tables(home))])
