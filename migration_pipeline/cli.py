@@ -86,6 +86,11 @@ def run_job(settings: Settings, name: str) -> Any:
         try:
             return job.execute_in_process(run_config=QUIET_DAGSTER, instance=instance)
         except DagsterAssetCheckFailedError as error:
+            if "plan/workbook" in str(error) or "plan__workbook" in str(error):
+                raise PlanNotConfirmed(
+                    f"The plan's blocking check failed, so no record moved: {error}.",
+                    hint="Run `migrate confirm` (it shows what blocks), then run the command again.",
+                ) from None
             raise MigrationError(
                 f"A blocking check failed, so the steps after it did not run: {error}.",
                 hint="Run `migrate verify` for the differences, and read validation.field_diff in the warehouse.",
@@ -157,24 +162,27 @@ def audit(ctx: click.Context) -> None:
 @main.command()
 @click.pass_context
 def plan(ctx: click.Context) -> None:
-    """Extract, then write the proposed maps (fields, owners) into the mappings dir, unconfirmed."""
+    """Extract, then write the proposed maps (fields, owners, stages) into the mappings dir, unconfirmed."""
     from migration_pipeline.pipedrive.client import run_sync
-    from migration_pipeline.steps.plan import open_questions, write_plan
-    from migration_pipeline.warehouse.catalog import Warehouse
+    from migration_pipeline.steps.plan import load_plan, open_questions
 
     settings = settings_of(ctx)
-    users = run_sync(settings, lambda client: client.users())  # first: a bad token fails before a long extract
-    extracted = materialized(run_job(settings, "extract"))
+    run_sync(settings, lambda client: client.users())  # first: a bad token fails before a long extract
+    written = materialized(run_job(settings, "plan"))
+    extracted = {key: metadata for key, metadata in written.items() if key.startswith("dynamics/")}
     width = max((len(key) for key in extracted), default=0)
     for key, metadata in sorted(extracted.items()):
         click.echo(f"  extracted {key:<{width}} {metadata.get('dagster/row_count', 0):>9,} rows")
-    result = write_plan(Warehouse(settings.migration_home), settings.migration_mappings_dir, users, settings.pipedrive_fallback_owner_email)
+    plan = load_plan(settings.migration_mappings_dir)
     statuses: dict[str, int] = {}
-    for owner in result.owner_map.owners:
+    for owner in plan.owner_map.owners:
         statuses[owner.status] = statuses.get(owner.status, 0) + 1
     click.echo("  owners: " + ", ".join(f"{count} {status.replace('_', ' ')}" for status, count in sorted(statuses.items())))
-    blocking, decisions = open_questions(result.owner_map)
-    click.echo(f"  wrote {', '.join(str(path) for path in result.files)}")
+    for pipeline in plan.stage_map.pipelines:
+        stages = ", ".join(f"{s.pipedrive_stage} ({s.probability}%)" for s in pipeline.stages)
+        click.echo(f"  pipeline {pipeline.pipedrive_pipeline}: {stages}")
+    blocking, decisions = open_questions(plan)
+    click.echo(f"  wrote the plan in {settings.migration_mappings_dir}")
     click.echo(f"  {len(blocking)} blocking, {len(decisions)} decisions to confirm. Next: review, then `migrate confirm`.")
 
 
@@ -186,8 +194,7 @@ def confirm(ctx: click.Context, yes: bool) -> None:
     from migration_pipeline.steps.plan import confirm_plan, load_plan, open_questions
 
     settings = settings_of(ctx)
-    _, owner_map = load_plan(settings.migration_mappings_dir)
-    blocking, decisions = open_questions(owner_map)
+    blocking, decisions = open_questions(load_plan(settings.migration_mappings_dir))
     for line in blocking:
         click.echo(f"  BLOCKS: {line}")
     for line in decisions:

@@ -11,6 +11,7 @@ from migration_pipeline.defs import jobs
 from migration_pipeline.defs.dynamics import assets as dynamics_assets
 from migration_pipeline.defs.pipedrive import assets as pipedrive_assets
 from migration_pipeline.defs.pipedrive import checks as pipedrive_checks
+from migration_pipeline.defs.plan import assets as plan_assets
 from migration_pipeline.defs.reports import assets as report_assets
 from migration_pipeline.defs.resources import resources_from
 from migration_pipeline.defs.staged import assets as staged_assets
@@ -22,6 +23,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions.merge(
         dg.Definitions(resources=resources_from(settings)),
         dynamics_assets.build_defs(home),
+        plan_assets.defs,
         staged_assets.defs,
         pipedrive_assets.defs,
         pipedrive_checks.defs,

@@ -5,11 +5,20 @@ import dagster as dg
 
 from migration_pipeline.steps.objects import OBJECTS
 
+# The plan's blocking `confirmed` check runs first in every job that moves records: it stops them all.
+PLAN_CONFIRMED = dg.AssetSelection.checks(dg.AssetCheckKey(dg.AssetKey(["plan", "workbook"]), "confirmed"))
+
 FULL_MIGRATION = dg.define_asset_job(
     "full_migration",
-    selection=dg.AssetSelection.groups("extract", "transform", "load", "reports"),
-    description="Extract, transform, provision, load, verify (blocking field diff) and report: resumes where a "
-    "previous run stopped.",
+    selection=dg.AssetSelection.groups("extract", "transform", "load", "reports") | PLAN_CONFIRMED,
+    description="Extract, transform, provision, load, verify (blocking field diff) and report, once the plan's "
+    "blocking `confirmed` check passes: resumes where a previous run stopped.",
+)
+
+PLAN = dg.define_asset_job(
+    "plan",
+    selection=dg.AssetSelection.groups("extract", "plan") - PLAN_CONFIRMED,
+    description="Extract, then write the proposed plan (field, owner and stage maps) for a person to review and confirm.",
 )
 
 EXTRACT = dg.define_asset_job(
@@ -24,4 +33,4 @@ VERIFY = dg.define_asset_job(
     description="The field-level diff of everything loaded, without loading anything.",
 )
 
-defs = dg.Definitions(jobs=[FULL_MIGRATION, EXTRACT, VERIFY])
+defs = dg.Definitions(jobs=[FULL_MIGRATION, PLAN, EXTRACT, VERIFY])

@@ -51,7 +51,7 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "Boolean": pa.bool_(),
 }
 # Types with no value to select: computed party lists, calendar rules, images and other virtual columns.
-UNSELECTABLE = {"PartyList", "CalendarRules", "ManagedProperty", "Virtual", "EntityName"}
+UNSELECTABLE = {"PartyList", "CalendarRules", "ManagedProperty", "Virtual"}
 # File bodies never travel in list queries (a page of them would be gigabytes): the load fetches
 # each one on its own, through `annotations(id)/documentbody/$value`.
 FILE_BODY_COLUMNS = {("annotation", "documentbody")}

@@ -20,7 +20,7 @@ FIELDS_COLUMNS = "object VARCHAR, name VARCHAR, field_code VARCHAR, field_type V
 async def provision_custom_fields(client: PipedriveClient, warehouse: Warehouse, mappings_dir: Path) -> pd.DataFrame:
     """Ensure every custom field of the plan exists; store and return (object, name, field_code, field_type)."""
     require_confirmed(mappings_dir)
-    maps, _ = load_plan(mappings_dir)
+    maps = load_plan(mappings_dir).object_maps
     registry = CustomFieldRegistry(client)
     rows = []
     for item in OBJECTS:

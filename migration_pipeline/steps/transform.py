@@ -23,8 +23,9 @@ class StageResult:
 
 def stage_object(warehouse: Warehouse, mappings_dir: Path, item: MigratedObject) -> StageResult:
     require_confirmed(mappings_dir)
-    maps, owner_map = load_plan(mappings_dir)
-    object_map = maps[item.name]
+    plan = load_plan(mappings_dir)
+    owner_map = plan.owner_map
+    object_map = plan.object_maps[item.name]
     raw = warehouse.read_raw(item.entity_set)
     result = transform_object(
         raw, object_map, TransformContext(owner_map=owner_map.lookup(), fallback_owner_id=owner_map.fallback_user_id)

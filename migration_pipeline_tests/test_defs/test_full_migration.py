@@ -39,6 +39,11 @@ def migrated(make_sandbox: Callable[..., Sandbox], tmp_path: Path) -> tuple[Sand
     return sandbox, settings, run_job(settings, "full_migration")
 
 
+def field_diff(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
+    (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "field_diff"]
+    return check
+
+
 def organization_metadata(result: dg.ExecuteInProcessResult) -> dict[str, object]:
     (event,) = [e for e in result.get_asset_materialization_events() if e.materialization.asset_key == dg.AssetKey(["pipedrive", "organizations"])]
     return {key: value.value for key, value in event.materialization.metadata.items()}
@@ -52,8 +57,7 @@ def test_every_account_becomes_an_organization_with_a_clean_diff(migrated: tuple
     assert set(idmap) == set(accounts["accountid"])  # every account, none rejected outright in this dataset
     held = {str(o["id"]): o for o in sandbox.pipedrive_app.state.simulator.snapshot()["organizations"]}
     assert all(pipedrive_id in held for pipedrive_id in idmap.values())
-    (check,) = result.get_asset_check_evaluations()
-    assert check.passed
+    assert field_diff(result).passed
     assert organization_metadata(result)["created"] == len(accounts)
 
 
@@ -76,7 +80,7 @@ def test_a_field_changed_in_pipedrive_fails_the_blocking_check_and_stops_downstr
     result = run_job(settings, "full_migration")
 
     assert not result.success
-    (check,) = result.get_asset_check_evaluations()
+    check = field_diff(result)
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
     materialized = {e.materialization.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "pipedrive/organizations" in materialized

@@ -3,6 +3,7 @@
 
 import dagster as dg
 
+from migration_pipeline.defs.plan.assets import WORKBOOK_KEY
 from migration_pipeline.defs.resources import WarehouseResource
 from migration_pipeline.steps.objects import OBJECTS, MigratedObject
 from migration_pipeline.steps.transform import stage_object
@@ -11,7 +12,7 @@ from migration_pipeline.steps.transform import stage_object
 def staged_asset(item: MigratedObject) -> dg.AssetsDefinition:
     @dg.asset(
         key=["staged", item.name],
-        deps=[["dynamics", item.entity_set]],
+        deps=[["dynamics", item.entity_set], WORKBOOK_KEY],
         group_name="transform",
         kinds={"duckdb", "parquet"},
         description=f"Pipedrive {item.name} payloads from raw {item.entity_set} under the confirmed plan; "
