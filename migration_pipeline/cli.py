@@ -70,7 +70,7 @@ def settings_of(ctx: click.Context) -> Settings:
     return settings if settings is not None else load_settings()
 
 
-def run_job(settings: Settings, name: str) -> Any:
+def run_job(settings: Settings, name: str, run_config: dict[str, Any] | None = None) -> Any:
     """Run one of the Dagster jobs in this process, exactly as the UI would, and return its result.
 
     A blocking check that fails surfaces as an error naming the check; any error raised by our
@@ -84,7 +84,7 @@ def run_job(settings: Settings, name: str) -> Any:
     job = build_definitions(settings).resolve_job_def(name)
     with dg.DagsterInstance.ephemeral() as instance:
         try:
-            return job.execute_in_process(run_config=QUIET_DAGSTER, instance=instance)
+            return job.execute_in_process(run_config={**QUIET_DAGSTER, **(run_config or {})}, instance=instance)
         except DagsterAssetCheckFailedError as error:
             if "plan/workbook" in str(error) or "plan__workbook" in str(error):
                 raise PlanNotConfirmed(
@@ -143,20 +143,24 @@ def sandbox(records: int, seed: int, port: int, env_file: Path | None) -> None:
 
 
 @main.command()
+@click.option("--plan", "plan_name", default="premium", show_default=True,
+              help="Pipedrive plan the token budget is estimated for: lite, growth, premium, ultimate "
+              "(legacy: essential, advanced, professional, power, enterprise).")
+@click.option("--seats", default=10, show_default=True, type=click.IntRange(min=1), help="Paid Pipedrive seats.")
 @click.pass_context
-def audit(ctx: click.Context) -> None:
-    """Count what is there to move and list its custom fields -> reports/scope.md and audit.scope."""
-    from migration_pipeline.dynamics.client import DataverseClient
-    from migration_pipeline.steps.audit import audit_scope
+def audit(ctx: click.Context, plan_name: str, seats: int) -> None:
+    """Discover the schema, extract, and report what there is to move -> reports/scope.md and audit.scope."""
+    from migration_pipeline.steps.audit import daily_budget, read_findings, summary_lines
     from migration_pipeline.warehouse.catalog import Warehouse
 
     settings = settings_of(ctx)
-    with DataverseClient.from_settings(settings) as client:
-        scope, path = audit_scope(client, Warehouse(settings.migration_home))
-    records = scope[scope["kind"] == "records"]
-    for row in records.itertuples():
-        click.echo(f"  {row.entity_set:<14} {row.count:>9,} records")
-    click.echo(f"  {int((scope['kind'] == 'custom_field').sum())} custom fields. Scope report: {path}")
+    plan_name = plan_name.strip().lower()
+    daily_budget(plan_name, seats)  # a wrong plan fails now, not after the extract
+
+    result = run_job(settings, "audit", {"ops": {"audit__scope": {"config": {"plan": plan_name, "seats": seats}}}})
+    for line in summary_lines(read_findings(Warehouse(settings.migration_home))):
+        click.echo(f"  {line}")
+    click.echo(f"  Scope report: {materialized(result)['audit/scope']['report']}")
 
 
 @main.command()

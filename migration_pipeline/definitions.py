@@ -8,6 +8,7 @@ environment.
 import dagster as dg
 
 from migration_pipeline.defs import jobs
+from migration_pipeline.defs.audit import assets as audit_assets
 from migration_pipeline.defs.dynamics import assets as dynamics_assets
 from migration_pipeline.defs.pipedrive import assets as pipedrive_assets
 from migration_pipeline.defs.pipedrive import checks as pipedrive_checks
@@ -23,6 +24,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions.merge(
         dg.Definitions(resources=resources_from(settings)),
         dynamics_assets.build_defs(home),
+        audit_assets.build_defs(home),
         plan_assets.defs,
         staged_assets.defs,
         pipedrive_assets.defs,

@@ -22,11 +22,19 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import orjson
 from pydantic import SecretStr
 
 from migration_pipeline.dynamics.auth import ClientCredentials
 from migration_pipeline.dynamics.errors import DYNAMICS_URL, api_error, exhausted
-from migration_pipeline.dynamics.models import AttributeDefinition, ChoiceAttribute, EntityDefinition, OptionMetadata, Page
+from migration_pipeline.dynamics.models import (
+    AttributeDefinition,
+    ChoiceAttribute,
+    EntityDefinition,
+    OptionMetadata,
+    Page,
+    RelationshipDefinition,
+)
 from migration_pipeline.dynamics.retry import RETRYABLE, RetryPolicy, raise_if_transient
 from migration_pipeline.dynamics.throttle import PauseGate, shared_gate
 from migration_pipeline.errors import ApiError
@@ -51,6 +59,14 @@ CHOICE_METADATA_TYPES = (
     "StateAttributeMetadata",
     "StatusAttributeMetadata",
 )
+# What `relationships` selects through each relationship cast (base properties plus the type's own).
+_RELATIONSHIP_BASE = ("SchemaName", "RelationshipType", "IsCustomRelationship")
+RELATIONSHIP_SELECT = {
+    "OneToManyRelationshipMetadata": _RELATIONSHIP_BASE
+    + ("ReferencedEntity", "ReferencedAttribute", "ReferencingEntity", "ReferencingAttribute"),
+    "ManyToManyRelationshipMetadata": _RELATIONSHIP_BASE
+    + ("Entity1LogicalName", "Entity2LogicalName", "IntersectEntityName", "Entity1IntersectAttribute", "Entity2IntersectAttribute"),
+}
 _LOGICAL_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 # Characters OData expressions use that may stay unescaped in a query value.
 _QUERY_SAFE = ",'()/:@*$"
@@ -246,6 +262,19 @@ class DataverseClient:
                 options[choice.logical_name] = choice.option_set.options if choice.option_set else []
         return options
 
+    def relationships(self) -> list[RelationshipDefinition]:
+        """Every 1:N and N:N relationship of the environment, in two requests (metadata is not paged).
+
+        One request per relationship cast: the type-specific properties (`ReferencingEntity`,
+        `IntersectEntityName`, ...) can only be selected through it. Many-to-one is the same
+        1:N seen from the other side, so it needs no request of its own.
+        """
+        relationships: list[RelationshipDefinition] = []
+        for metadata_type, properties in RELATIONSHIP_SELECT.items():
+            body = self.get(f"RelationshipDefinitions/Microsoft.Dynamics.CRM.{metadata_type}", {"$select": ",".join(properties)})
+            relationships += [RelationshipDefinition.model_validate(item) for item in body["value"]]
+        return relationships
+
     # --- Plumbing ------------------------------------------------------------------------------
 
     def url_for(self, path: str, params: Mapping[str, str | None] | None = None) -> str:
@@ -257,7 +286,8 @@ class DataverseClient:
         """Pages from `url` on, following each `@odata.nextLink` verbatim (same `Prefer` every time)."""
         next_url: str | None = url
         while next_url is not None:
-            page = Page.from_json(self._get(next_url, prefer=prefer).json())
+            # orjson parses a 5000-row page several times faster than the standard library.
+            page = Page.from_json(orjson.loads(self._get(next_url, prefer=prefer).content))
             yield page
             if page.next_link == next_url:
                 raise ApiError(

@@ -153,6 +153,7 @@ class EntityDefinition(_Metadata):
     is_activity: bool = False
     change_tracking_enabled: bool = False
     display_name: Label | None = None
+    description: Label | None = None
 
 
 class AttributeDefinition(_Metadata):
@@ -169,6 +170,7 @@ class AttributeDefinition(_Metadata):
     attribute_of: str | None = None  # set on derived helper columns (e.g. `owneridname`): skip those
     required_level: ManagedValue | None = None
     display_name: Label | None = None
+    description: Label | None = None
 
 
 class OptionMetadata(_Metadata):
@@ -192,3 +194,36 @@ class ChoiceAttribute(_Metadata):
 
     logical_name: str
     option_set: OptionSetMetadata | None = None
+
+
+class AttributeTypeDetails(_Metadata):
+    """Type-specific column properties, which only a cast segment can select.
+
+    `.../Attributes/Microsoft.Dynamics.CRM.StringAttributeMetadata?$select=LogicalName,MaxLength,Format`
+    and the like: the base `Attributes` collection refuses `MaxLength`, `Format` and `Targets`.
+    """
+
+    logical_name: str
+    max_length: int | None = None
+    format: str | None = None
+    targets: list[str] = Field(default_factory=list)
+
+
+class RelationshipDefinition(_Metadata):
+    """One relationship from `RelationshipDefinitions`: a 1:N (a lookup column) or an N:N (an intersect table).
+
+    The 1:N properties are empty on an N:N and the other way round; `relationship_type` says which.
+    """
+
+    schema_name: str
+    relationship_type: str  # "OneToManyRelationship" or "ManyToManyRelationship"
+    is_custom_relationship: bool = False
+    referenced_entity: str | None = None
+    referenced_attribute: str | None = None
+    referencing_entity: str | None = None
+    referencing_attribute: str | None = None
+    entity1_logical_name: str | None = None
+    entity2_logical_name: str | None = None
+    intersect_entity_name: str | None = None
+    entity1_intersect_attribute: str | None = None
+    entity2_intersect_attribute: str | None = None

@@ -176,9 +176,17 @@ class ExtractFailure:
     error: Exception
 
 
+@dataclass
+class ExtractSkipped:
+    """An inventory-only table this identity may not read: a line missing from the audit, not a failed extract."""
+
+    entity_set: str
+    reason: str
+
+
 def extract_tables(
     client: DataverseClient, warehouse: Warehouse, tables: Sequence[TableRef], workers: int = 4
-) -> Iterator[ExtractResult | ExtractFailure]:
+) -> Iterator[ExtractResult | ExtractFailure | ExtractSkipped]:
     """Extract several tables concurrently, yielding each result as its table completes.
 
     The workers share one client, so they share its token and the identity's pause gate: a
@@ -192,7 +200,8 @@ def extract_tables(
             if error is None:
                 yield future.result()
             elif isinstance(error, PermissionDenied) and futures[future].logical_name in INVENTORY_ONLY:
-                log.warning("extract %s: skipped, this identity may not read it (%s)", futures[future].entity_set, error.message)
+                log.warning("extract %s: skipped, this identity may not read it", futures[future].entity_set)
+                yield ExtractSkipped(futures[future].entity_set, error.message)
             elif isinstance(error, Exception):
                 yield ExtractFailure(futures[future].entity_set, error)
             else:

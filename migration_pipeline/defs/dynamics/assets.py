@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 
 from migration_pipeline.defs.resources import DynamicsResource, WarehouseResource
-from migration_pipeline.steps.extract import ExtractFailure, TableRef, extract_tables, scope_tables
+from migration_pipeline.steps.extract import ExtractFailure, ExtractSkipped, TableRef, extract_tables, scope_tables
 
 SCHEMA_KEY = dg.AssetKey(["dynamics", "schema"])
 
@@ -42,16 +42,33 @@ def extract_assets(tables: Sequence[TableRef]) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, dynamics: DynamicsResource, warehouse: WarehouseResource
     ) -> Iterator[dg.MaterializeResult]:
         selected = [by_key[key] for key in by_key if key in context.selected_asset_keys]
+        home = warehouse.warehouse()
+        if len(selected) == len(by_key):
+            # Schema discovery earlier in this run may have found tables these definitions were built
+            # without (a fresh MIGRATION_HOME): extract them too, so nothing downstream misses them.
+            unknown = [table for table in scope_tables(home.home) if table_key(table) not in by_key]
+            if unknown:
+                context.log.warning(
+                    f"extracting {', '.join(t.entity_set for t in unknown)} as well: found by schema discovery after these "
+                    "definitions loaded; reload the code location to see them as assets"
+                )
+            selected += unknown
         failures: list[ExtractFailure] = []
         with dynamics.client() as client:
-            for outcome in extract_tables(client, warehouse.warehouse(), selected):
+            for outcome in extract_tables(client, home, selected):
                 if isinstance(outcome, ExtractFailure):
                     context.log.error(f"{outcome.entity_set}: {outcome.error}")
                     failures.append(outcome)
                     continue
+                key = dg.AssetKey(["dynamics", outcome.entity_set])
+                if key not in by_key:
+                    continue
+                if isinstance(outcome, ExtractSkipped):  # recorded, so that the audit downstream still runs
+                    yield dg.MaterializeResult(asset_key=key, metadata={"dagster/row_count": 0, "not_readable": outcome.reason})
+                    continue
                 context.log.info(f"{outcome.entity_set}: {outcome.rows:,} rows in {outcome.pages} pages, {outcome.seconds:.1f} s")
                 yield dg.MaterializeResult(
-                    asset_key=table_key(next(t for t in selected if t.entity_set == outcome.entity_set)),
+                    asset_key=key,
                     metadata={
                         "dagster/row_count": outcome.rows,
                         "columns": outcome.columns,
