@@ -16,11 +16,9 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from migration_pipeline.errors import MappingError
-from migration_pipeline.mapping.spec import CustomFieldTarget
+from migration_pipeline.mapping.spec import CustomFieldTarget, load_model, write_model
 
 CUSTOM_ENTITIES_FILE = "custom_entities.yaml"
 # Dynamics table -> the Pipedrive object a custom entity linked to it flattens onto, nearest first.
@@ -137,13 +135,8 @@ def write_custom_entity_map(custom: CustomEntityMap, path: Path) -> None:
         "# Custom entities -> custom fields on their nearest Pipedrive object (Pipedrive has no custom objects).\n"
         "# Linked rows' names and ids are kept pipe-delimited. Set `target_object: none` to leave an entity out.\n"
     )
-    path.write_text(header + yaml.safe_dump(custom.model_dump(), sort_keys=False, allow_unicode=True), encoding="utf-8")
+    write_model(custom, path, header)
 
 
 def read_custom_entity_map(path: Path) -> CustomEntityMap:
-    try:
-        return CustomEntityMap.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {"entities": []})
-    except FileNotFoundError:
-        raise MappingError(f"Custom-entity map {path} does not exist.", hint="Run `migrate plan` to write the proposed maps.") from None
-    except (yaml.YAMLError, ValidationError) as error:
-        raise MappingError(f"{path}: {error}", hint="Fix the named entries and run the command again.") from None
+    return load_model(path, CustomEntityMap)

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from migration_pipeline.errors import MappingError
+from migration_pipeline.mapping.spec import load_model, write_model
+
 
 OwnerStatus = Literal["matched", "needs_pipedrive_account", "fallback", "unresolved"]
 
@@ -117,14 +117,8 @@ def write_owner_map(owner_map: OwnerMap, path: Path) -> None:
         "# status: matched (same email) | needs_pipedrive_account (active in Dynamics; goes to the fallback user\n"
         "# unless you invite them to Pipedrive and plan again) | fallback | unresolved (blocks the load).\n"
     )
-    body = yaml.safe_dump(owner_map.model_dump(mode="json"), sort_keys=False, allow_unicode=True, width=120)
-    path.write_text(header + body, encoding="utf-8")
+    write_model(owner_map, path, header)
 
 
 def read_owner_map(path: Path) -> OwnerMap:
-    try:
-        return OwnerMap.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except FileNotFoundError:
-        raise MappingError(f"The owner map {path} does not exist.", hint="Run `migrate plan` first.") from None
-    except (ValidationError, yaml.YAMLError) as exc:
-        raise MappingError(f"{path}: {exc}", hint="Fix the owner map or run `migrate plan` again.") from None
+    return load_model(path, OwnerMap)

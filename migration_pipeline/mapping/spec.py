@@ -10,7 +10,7 @@ entry and what is wrong.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -113,8 +113,11 @@ class ObjectMap(BaseModel):
         return columns
 
 
-def load_object_map(path: Path) -> ObjectMap:
-    """Read and validate one mapping file; errors name the file, the entry's line and the problem."""
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def load_model(path: Path, model: type[Model]) -> Model:
+    """Read and validate one workbook file; errors name the file, the entry's line and the problem."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -127,10 +130,20 @@ def load_object_map(path: Path) -> ObjectMap:
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise MappingError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)}).", hint="Fix the file's syntax.") from None
     try:
-        return ObjectMap.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         problems = [_describe(error, node) for error in exc.errors()]
         raise MappingError(f"{path}: " + "; ".join(problems) + ".", hint="Fix the named entries and run the command again.") from None
+
+
+def write_model(model: BaseModel, path: Path, header: str) -> None:
+    """Write one workbook file: a comment header for the person who reviews it, then the model, in a stable order."""
+    body = yaml.safe_dump(model.model_dump(mode="json"), sort_keys=False, allow_unicode=True, width=120)
+    path.write_text(header + body, encoding="utf-8")
+
+
+def load_object_map(path: Path) -> ObjectMap:
+    return load_model(path, ObjectMap)
 
 
 def _describe(error: Any, root: yaml.Node | None) -> str:

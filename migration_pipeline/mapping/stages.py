@@ -16,10 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from migration_pipeline.errors import MappingError
+from migration_pipeline.mapping.spec import load_model, write_model
+
 
 STAGES_FILE = "stages.yaml"
 BUSINESS_PROCESS_FLOW = 4  # workflows.category
@@ -132,13 +132,8 @@ def write_stage_map(stage_map: StageMap, path: Path) -> None:
         "# Rename `pipedrive_pipeline` / `pipedrive_stage` freely; two Dynamics stages may name one Pipedrive stage.\n"
         "# Opportunities with no stage go to their pipeline's first stage; with no process, to the first pipeline.\n"
     )
-    path.write_text(header + yaml.safe_dump(stage_map.model_dump(), sort_keys=False, allow_unicode=True), encoding="utf-8")
+    write_model(stage_map, path, header)
 
 
 def read_stage_map(path: Path) -> StageMap:
-    try:
-        return StageMap.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except FileNotFoundError:
-        raise MappingError(f"Stage map {path} does not exist.", hint="Run `migrate plan` to write the proposed maps.") from None
-    except (yaml.YAMLError, ValidationError) as error:
-        raise MappingError(f"{path}: {error}", hint="Fix the named entries and run the command again.") from None
+    return load_model(path, StageMap)

@@ -15,6 +15,11 @@ import pandas as pd
 
 # A URL Pipedrive will show as a link: an optional http(s) scheme, a dotted host name, an optional path.
 URL_PATTERN = re.compile(r"^(https?://)?([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}(:\d{1,5})?([/?#]\S*)?$", re.IGNORECASE)
+# An address mail can be sent to: one `@`, a local part of the characters RFC 5322 allows unquoted
+# (no spaces, no leading, trailing or doubled dot), and a dotted host name with a letter TLD.
+EMAIL_PATTERN = re.compile(
+    r"^(?!\.)(?!.*\.\.)[a-z0-9!#$%&'*+/=?^_`{|}~.-]+(?<!\.)@([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", re.IGNORECASE
+)
 
 
 @dataclass
@@ -62,6 +67,16 @@ def url(series: pd.Series) -> Carried:
     return Carried(carried.astype(object).where(carried.notna(), None), problems)
 
 
+def email(series: pd.Series) -> Carried:
+    """An email address, trimmed; one that is not well-formed is rejected, never guessed at."""
+    values = _blank_to_none(series)
+    valid = values.str.match(EMAIL_PATTERN).fillna(False).astype(bool)
+    problems = no_problems(series.index)
+    problems[values.notna() & ~valid] = "not a valid email address"
+    carried = values.where(valid, pd.NA)
+    return Carried(carried.astype(object).where(carried.notna(), None), problems)
+
+
 def integer(series: pd.Series, min_value: float | None = None, max_value: float | None = None) -> Carried:
     """A whole number within [min_value, max_value]; others are rejected."""
     numbers = pd.to_numeric(series, errors="coerce")
@@ -81,6 +96,40 @@ def integer(series: pd.Series, min_value: float | None = None, max_value: float 
 def money(series: pd.Series) -> Carried:
     """An amount rounded to whole units (Pipedrive's `annual_revenue` is an integer)."""
     return integer(series)
+
+
+def date(series: pd.Series) -> Carried:
+    """A calendar date as Pipedrive writes it, `YYYY-MM-DD`; a date-and-time keeps its UTC date."""
+    return _timestamp(series, "%Y-%m-%d", "not a date")
+
+
+def datetime_text(series: pd.Series) -> Carried:
+    """A date and time in UTC as ISO 8601 text (`2024-05-01T10:00:00Z`): Pipedrive has no date-time field type."""
+    return _timestamp(series, "%Y-%m-%dT%H:%M:%SZ", "not a date and time")
+
+
+def _timestamp(series: pd.Series, format: str, problem: str) -> Carried:
+    values = _blank_to_none(series)
+    parsed = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
+    problems = no_problems(series.index)
+    problems[values.notna() & parsed.isna()] = problem
+    carried = parsed.dt.strftime(format)
+    return Carried(carried.astype(object).where(parsed.notna(), None), problems)
+
+
+def option_label(labels: pd.Series, multiple: bool = False) -> Carried:
+    """A choice's label (the extract keeps it in `<column>__label`); several, `; `-separated, for a multi-select."""
+    values = _blank_to_none(labels)
+    if not multiple:
+        return Carried.clean(values.astype(object).where(values.notna(), None))
+    split = [None if pd.isna(v) else [part.strip() for part in str(v).split(";") if part.strip()] or None for v in values]
+    return Carried.clean(pd.Series(split, index=labels.index, dtype=object))
+
+
+def yes_no(series: pd.Series) -> Carried:
+    """A two-option Dynamics value as the label of Pipedrive's Yes/No enum."""
+    values = series.astype("boolean")
+    return Carried.clean(pd.Series([None if pd.isna(v) else ("Yes" if v else "No") for v in values], index=series.index, dtype=object))
 
 
 def owner(series: pd.Series, owner_map: dict[str, int], fallback_owner_id: int | None) -> Carried:
