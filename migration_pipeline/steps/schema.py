@@ -310,15 +310,3 @@ def _read(warehouse: Warehouse, name: str) -> pd.DataFrame:
             f"The source schema has not been discovered yet (no raw.{name} under {warehouse.home}).",
             hint="Run `migrate audit`, or materialize the asset dynamics/schema, first.",
         ) from None
-
-
-def entity_sets_in_scope(warehouse: Warehouse) -> list[tuple[str, str]]:
-    """(logical name, entity set) of every readable table in scope: standard ones in `STANDARD_TABLES` order, then custom ones by name."""
-    entities = _read(warehouse, ENTITIES_TABLE)
-    readable = entities[entities["readable"].fillna(False).astype(bool) & entities["entity_set_name"].notna()]
-    standard_order = {name: position for position, (name, _) in enumerate(STANDARD_TABLES)}
-    rows = sorted(
-        zip(readable["logical_name"], readable["entity_set_name"], readable["is_custom_entity"].fillna(False).astype(bool)),
-        key=lambda row: (row[2] or row[0] not in standard_order, standard_order.get(row[0], 0), row[0]),
-    )
-    return [(logical_name, entity_set) for logical_name, entity_set, _ in rows]

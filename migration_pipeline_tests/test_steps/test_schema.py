@@ -18,6 +18,7 @@ from migration_pipeline.errors import MigrationError
 from migration_pipeline.sandbox import catalog
 from migration_pipeline.sandbox.runtime import Sandbox
 from migration_pipeline.steps import schema as discovery
+from migration_pipeline.steps.extract import scope_tables
 from migration_pipeline.steps.objects import STANDARD_TABLES
 from migration_pipeline.warehouse.catalog import Warehouse
 from migration_pipeline_tests.conftest import settings_for
@@ -98,11 +99,13 @@ def test_relationships_one_to_many_and_the_custom_many_to_many(discovered: tuple
     assert relationships.loc["cr7f2_account_cr7f2_project_accountid", "is_custom"]
 
 
-def test_entity_sets_in_scope_are_the_readable_ones_standard_first(discovered: tuple[Warehouse, int]) -> None:
+def test_the_extract_scope_is_the_readable_tables_standard_first(discovered: tuple[Warehouse, int]) -> None:
     warehouse, _ = discovered
-    scope = discovery.entity_sets_in_scope(warehouse)
+    scope = [(table.logical_name, table.entity_set) for table in scope_tables(warehouse.home)]
     standard = [pair for pair in STANDARD_TABLES if pair[0] != "sdkmessageprocessingstep"]
     assert scope == standard + [("cr7f2_project", "cr7f2_projects"), ("cr7f2_project_account", "cr7f2_project_accountset")]
+    tracked = {table.entity_set: table.track_changes for table in scope_tables(warehouse.home)}
+    assert tracked["accounts"] and not tracked["transactioncurrencies"] and not tracked["cr7f2_project_accountset"]
 
 
 def test_requests_stay_few(discovered: tuple[Warehouse, int]) -> None:
@@ -112,9 +115,9 @@ def test_requests_stay_few(discovered: tuple[Warehouse, int]) -> None:
     assert requests <= 11 * tables + 3
 
 
-def test_before_discovery_the_scope_is_an_actionable_error(tmp_path: Path) -> None:
+def test_before_discovery_reading_the_schema_is_an_actionable_error(tmp_path: Path) -> None:
     with pytest.raises(MigrationError, match="dynamics/schema"):
-        discovery.entity_sets_in_scope(Warehouse(tmp_path))
+        discovery.read_schema(Warehouse(tmp_path))
 
 
 def definition(name: str, custom: bool = False) -> EntityDefinition:
