@@ -228,11 +228,15 @@ def run(ctx: click.Context) -> None:
                     f"  {key}: created {metadata['created']:,}, already there {metadata['already_loaded'] + metadata['linked_by_read_back']:,}, "
                     f"refused {metadata['refused']}, in doubt {metadata['in_doubt']} ({metadata['tokens_spent']:,} tokens)"
                 )
+            if metadata.get("values_refused") or metadata.get("deferred_links"):
+                click.echo(f"    {metadata.get('values_refused', 0)} values with no Pipedrive option (staged.rejects, rule 'option'); "
+                           f"{metadata.get('deferred_links', 0)} links wait for records not loaded yet")
         elif key.startswith("staged/"):
             click.echo(f"  {key}: {metadata['dagster/row_count']:,} staged, {metadata['rejected_records']} records and "
                        f"{metadata['rejected_fields']} values rejected (staged.rejects)")
     for name, evaluation in checks(result).items():
-        click.echo(f"  check {name}: {'passed' if evaluation.passed else 'FAILED'} ({evaluation.description})")
+        detail = f" ({evaluation.description})" if evaluation.description else ""
+        click.echo(f"  check {name}: {'passed' if evaluation.passed else 'FAILED'}{detail}")
     if "reports/migration" in assets:
         click.echo(f"  report: {assets['reports/migration']['path']}")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,9 +35,42 @@ def plain(value: Any) -> Any:
     return value
 
 
-def build_payload(row: Mapping[str, Any], field_keys: Mapping[str, str]) -> dict[str, Any]:
-    """One staged row -> a v2 body; `custom:<name>` columns go under `custom_fields` by their key."""
-    body: dict[str, Any] = {}
+REF_PREFIX = "ref:"
+# A custom field holding a record: the object whose ID map turns its Dynamics id into a Pipedrive id.
+LINKED_OBJECTS = {"org": "organizations", "people": "persons"}
+
+
+@dataclass(frozen=True)
+class PayloadFields:
+    """What a staged row needs, beyond its own values, to become a request body for one object.
+
+    `codes`: custom-field name -> its 40-hex key; `types`: custom-field name -> field type;
+    `options`: field (a standard field's name or a custom field's name) -> option label -> id;
+    `links`: migrated object -> Dynamics id -> Pipedrive id (the ID maps).
+    """
+
+    codes: Mapping[str, str] = field(default_factory=dict)
+    types: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    links: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+
+@dataclass
+class Payload:
+    """A request body, and the values it could not carry: (field, value, reason) each.
+
+    `refused` values are rejects (an option Pipedrive does not have); `deferred` ones are links to
+    records not in Pipedrive yet, set once those are loaded.
+    """
+
+    body: dict[str, Any]
+    refused: list[tuple[str, str, str]] = field(default_factory=list)
+    deferred: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def build_payload(row: Mapping[str, Any], fields: PayloadFields) -> Payload:
+    """One staged row -> a v2 body: custom fields under `custom_fields` by key, option labels as ids, links as Pipedrive ids."""
+    payload = Payload({})
     custom: dict[str, Any] = {}
     for column, raw in row.items():
         if column == "source_id":
@@ -44,19 +78,62 @@ def build_payload(row: Mapping[str, Any], field_keys: Mapping[str, str]) -> dict
         value = plain(raw)
         if value is None:
             continue
-        if column.startswith(CUSTOM_PREFIX):
+        if column.startswith(REF_PREFIX):
+            _, name, linked = column.split(":", 2)
+            resolved = _link(payload, name, value, fields.links.get(linked, {}))
+            if resolved is not None:
+                payload.body[name] = resolved
+        elif column.startswith(CUSTOM_PREFIX):
             name = column.removeprefix(CUSTOM_PREFIX)
-            if name not in field_keys:
+            if name not in fields.codes:
                 raise KeyError(f"custom field {name!r} has not been provisioned")
-            custom[field_keys[name]] = value
+            value = _resolve(payload, name, value, fields, fields.types.get(name))
+            if value is not None:
+                custom[fields.codes[name]] = value
         else:
-            body[column] = value
+            value = _resolve(payload, column, value, fields, None)
+            if value is not None:
+                payload.body[column] = value
     if custom:
-        body["custom_fields"] = custom
-    return body
+        payload.body["custom_fields"] = custom
+    return payload
 
 
-def iter_payloads(staged: pd.DataFrame, field_keys: Mapping[str, str]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(source id, body) for every staged row, in order."""
+def _resolve(payload: Payload, name: str, value: Any, fields: PayloadFields, field_type: str | None) -> Any:
+    if field_type in LINKED_OBJECTS:
+        return _link(payload, name, value, fields.links.get(LINKED_OBJECTS[field_type], {}))
+    options = fields.options.get(name)
+    if options is None:
+        return value
+    by_label = {_folded(label): option_id for label, option_id in options.items()}
+    labels = value if isinstance(value, list) else [value]
+    ids = []
+    for label in labels:
+        if isinstance(label, int) and label in options.values():
+            ids.append(label)
+        elif _folded(str(label)) in by_label:
+            ids.append(by_label[_folded(str(label))])
+        else:
+            payload.refused.append((name, str(label), f"Pipedrive has no option {label!r} for {name}"))
+    if not ids:
+        return None
+    return sorted(set(ids)) if isinstance(value, list) else ids[0]
+
+
+def _folded(label: str) -> str:
+    """Labels match whatever their case and surrounding spaces (`Retail` is Pipedrive's `retail `)."""
+    return " ".join(label.split()).casefold()
+
+
+def _link(payload: Payload, name: str, value: Any, idmap: Mapping[str, str]) -> int | None:
+    pipedrive_id = idmap.get(str(value))
+    if pipedrive_id is None:
+        payload.deferred.append((name, str(value), "the linked record is not in Pipedrive yet"))
+        return None
+    return int(pipedrive_id)
+
+
+def iter_payloads(staged: pd.DataFrame, fields: PayloadFields) -> Iterator[tuple[str, Payload]]:
+    """(source id, payload) for every staged row, in order."""
     for row in staged.to_dict("records"):
-        yield str(row["source_id"]), build_payload(row, field_keys)
+        yield str(row["source_id"]), build_payload(row, fields)

@@ -473,6 +473,8 @@ def choose_transform(kind: str, field_type: str, preset: TransformName | None = 
     """The target's own transform if it has one; users go through the owner map; else by source kind.
     Lookups to records (org, people, ...) are `copy`: the loader resolves ids through the ID maps."""
     special: dict[str, TransformName] = {"user": "owner", "address": "address"}
+    if kind == "lookup" and field_type in ("varchar", "text"):
+        return "lookup_label"  # a record that does not migrate: keep its name, not its GUID
     return preset or special.get(field_type) or TRANSFORMS.get(kind, "copy")
 
 
@@ -677,7 +679,7 @@ def propose_object(
     field names are made unique.
     """
     obj = canonical_object(object_name)
-    samples = samples or {}
+    samples = {} if samples is None else samples
     proposals = [propose_field(a, obj, samples.get(a.column), existing_custom_fields) for a in attributes]
     proposals = _consolidate_currency(attributes, proposals, obj)
     proposals = _drop_repeated_status(attributes, proposals)

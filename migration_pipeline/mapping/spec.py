@@ -24,7 +24,13 @@ FieldType = Literal[
 ]
 
 # How a value is carried across; each name is a pure function in `mapping/transforms.py`.
-TransformName = Literal["copy", "text", "url", "integer", "money", "date", "datetime", "owner", "address", "option_label"]
+TransformName = Literal[
+    "copy", "text", "url", "email", "integer", "money", "date", "datetime", "owner", "address", "option_label", "yes_no",
+    "lookup_label",
+]
+# What a person decided (or the proposer suggested) for one column: carried to its destination, still
+# to be decided (carried to the proposed default until then), or deliberately left in Dynamics.
+EntryStatus = Literal["mapped", "needs_decision", "not_migrated"]
 
 DYNAMICS_ID_FIELD = "Dynamics ID"
 
@@ -48,7 +54,13 @@ class CustomFieldTarget(BaseModel):
 
 
 class FieldMap(BaseModel):
-    """One Dynamics column (or several, for composites such as an address) -> one Pipedrive field."""
+    """One Dynamics column -> one Pipedrive field, or none; several columns may fill one field that holds
+    parts (an address) or several values (a person's emails or phones).
+
+    Every column of the source table has an entry, so nothing is dropped silently: `not_migrated`
+    entries say why a column stays behind; `needs_decision` ones are carried to the proposed
+    default (if any) unless a person changes them before confirming.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -56,19 +68,31 @@ class FieldMap(BaseModel):
     target: str | None = None
     custom_field: CustomFieldTarget | None = None
     transform: TransformName = "copy"
+    status: EntryStatus = "mapped"
+    confidence: float | None = Field(default=None, ge=0, le=1)
     required: bool = False
     max_length: int | None = Field(default=None, gt=0)
     min_value: float | None = None
     max_value: float | None = None
+    # Choice labels the Pipedrive field has no option for: those values are not carried (each one
+    # lands in staged.rejects), unless a person adds the options in Pipedrive and plans again.
+    unmapped_options: list[str] = Field(default_factory=list)
     notes: str = ""
 
     @model_validator(mode="after")
     def _one_destination(self) -> FieldMap:
-        if (self.target is None) == (self.custom_field is None):
+        both = self.target is not None and self.custom_field is not None
+        neither = self.target is None and self.custom_field is None
+        if self.status == "not_migrated" and not neither:
+            raise ValueError("a `not_migrated` entry has neither `target` nor `custom_field`")
+        if both or (neither and self.status == "mapped"):
             raise ValueError("give exactly one of `target` (a standard Pipedrive field) or `custom_field`")
-        if isinstance(self.source, list) and self.transform != "address":
-            raise ValueError("a list of source columns is only allowed with the `address` transform")
         return self
+
+    @property
+    def carried(self) -> bool:
+        """Whether the transform writes this entry anywhere."""
+        return self.target is not None or self.custom_field is not None
 
     @property
     def sources(self) -> list[str]:
@@ -90,10 +114,20 @@ class ObjectMap(BaseModel):
     source_key: str
     fields: list[FieldMap]
 
+    @property
+    def carried_fields(self) -> list[FieldMap]:
+        """The entries the transform writes (not the columns left behind)."""
+        return [field_map for field_map in self.fields if field_map.carried]
+
+    @property
+    def covered_sources(self) -> set[str]:
+        """Every source column some entry speaks for, carried or not."""
+        return {column for field_map in self.fields for column in field_map.sources} | {self.source_key}
+
     @model_validator(mode="after")
     def _unique_destinations(self) -> ObjectMap:
         seen: set[str] = set()
-        for field_map in self.fields:
+        for field_map in self.carried_fields:
             if field_map.destination in seen:
                 raise ValueError(f"two entries write {field_map.destination!r}")
             seen.add(field_map.destination)
@@ -103,12 +137,12 @@ class ObjectMap(BaseModel):
     def custom_fields(self) -> list[CustomFieldTarget]:
         """Every custom field this object needs, the Dynamics ID first."""
         dynamics_id = CustomFieldTarget(name=DYNAMICS_ID_FIELD, field_type="varchar")
-        return [dynamics_id] + [f.custom_field for f in self.fields if f.custom_field is not None]
+        return [dynamics_id] + [f.custom_field for f in self.carried_fields if f.custom_field is not None]
 
     @property
     def source_columns(self) -> list[str]:
         columns = [self.source_key]
-        for field_map in self.fields:
+        for field_map in self.carried_fields:
             columns.extend(column for column in field_map.sources if column not in columns)
         return columns
 
@@ -136,9 +170,10 @@ def load_model(path: Path, model: type[Model]) -> Model:
         raise MappingError(f"{path}: " + "; ".join(problems) + ".", hint="Fix the named entries and run the command again.") from None
 
 
-def write_model(model: BaseModel, path: Path, header: str) -> None:
+def write_model(model: BaseModel, path: Path, header: str, exclude_defaults: bool = False) -> None:
     """Write one workbook file: a comment header for the person who reviews it, then the model, in a stable order."""
-    body = yaml.safe_dump(model.model_dump(mode="json"), sort_keys=False, allow_unicode=True, width=120)
+    data = model.model_dump(mode="json", exclude_defaults=exclude_defaults)
+    body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120)
     path.write_text(header + body, encoding="utf-8")
 
 
@@ -161,6 +196,8 @@ def _describe(error: Any, root: yaml.Node | None) -> str:
         source = _child(_child(_child(root, "fields"), location[1]), "source")
         if isinstance(source, yaml.ScalarNode):
             entry = f" (entry for {source.value!r})"
+        elif isinstance(source, yaml.SequenceNode):
+            entry = f" (entry for {'/'.join(str(item.value) for item in source.value)!r})"
     prefix = f"line {line}, " if line else ""
     return f"{prefix}{path or 'file'}{entry}: {error['msg']}"
 

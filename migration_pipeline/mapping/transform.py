@@ -15,6 +15,7 @@ import pandas as pd
 from migration_pipeline.mapping import transforms
 from migration_pipeline.mapping.spec import DYNAMICS_ID_FIELD, FieldMap, ObjectMap
 
+CURRENCY_COLUMN = "_transactioncurrencyid_value"  # every money-holding Dynamics table has this lookup
 REJECT_COLUMNS = ["object", "source_id", "field", "value", "reason", "rule"]
 DYNAMICS_ID_COLUMN = f"custom:{DYNAMICS_ID_FIELD}"
 
@@ -25,6 +26,7 @@ class TransformContext:
 
     owner_map: dict[str, int] = field(default_factory=dict)
     fallback_owner_id: int | None = None
+    currencies: dict[str, str] = field(default_factory=dict)  # Dynamics currency id (lower case) -> ISO code
 
 
 @dataclass
@@ -34,7 +36,18 @@ class TransformResult:
 
 
 def carry(field_map: FieldMap, raw: pd.DataFrame, context: TransformContext) -> transforms.Carried:
-    """Apply one entry's transform to its source column(s)."""
+    """Apply one entry's transform to its source column(s).
+
+    An address takes its parts together; any other transform over several columns carries each
+    and keeps the values as a list (a field that holds several), problems reported per column.
+    """
+    if len(field_map.sources) > 1 and field_map.transform != "address":
+        parts = [carry(field_map.model_copy(update={"source": column}), raw, context) for column in field_map.sources]
+        values = pd.Series([[v for v in row if v is not None] or None for row in zip(*(p.values for p in parts), strict=True)],
+                           index=raw.index, dtype=object)
+        problems = pd.Series([next((p for p in row if p is not None), None) for row in zip(*(p.problems for p in parts), strict=True)],
+                             index=raw.index, dtype=object)
+        return transforms.Carried(values, problems)
     column = raw[field_map.sources[0]]
     match field_map.transform:
         case "copy":
@@ -43,8 +56,23 @@ def carry(field_map: FieldMap, raw: pd.DataFrame, context: TransformContext) -> 
             return transforms.text(column, field_map.max_length)
         case "url":
             return transforms.url(column)
+        case "email":
+            return transforms.email(column)
+        case "date":
+            return transforms.date(column)
+        case "datetime":
+            return transforms.datetime_text(column)
+        case "option_label" | "lookup_label":
+            labels = raw.get(f"{field_map.sources[0]}__label", column)  # the extract keeps formatted values beside
+            multiple = field_map.custom_field is not None and field_map.custom_field.field_type == "set"
+            return transforms.option_label(labels, multiple=multiple)
+        case "yes_no":
+            return transforms.yes_no(column)
         case "integer":
             return transforms.integer(column, field_map.min_value, field_map.max_value)
+        case "money" if field_map.custom_field is not None and field_map.custom_field.field_type == "monetary":
+            currency = raw.get(CURRENCY_COLUMN, pd.Series(None, index=raw.index, dtype=object))
+            return transforms.monetary(column, currency.astype("string").str.lower().map(context.currencies))
         case "money":
             return transforms.money(column)
         case "owner":
@@ -66,7 +94,7 @@ def transform_object(raw: pd.DataFrame, object_map: ObjectMap, context: Transfor
     rejects: list[pd.DataFrame] = []
     rejected_rows = pd.Series(False, index=raw.index)
 
-    for field_map in object_map.fields:
+    for field_map in object_map.carried_fields:
         carried = carry(field_map, raw, context)
         staged[field_map.destination] = carried.values
         has_problem = carried.problems.notna()

@@ -132,6 +132,19 @@ def yes_no(series: pd.Series) -> Carried:
     return Carried.clean(pd.Series([None if pd.isna(v) else ("Yes" if v else "No") for v in values], index=series.index, dtype=object))
 
 
+def monetary(amounts: pd.Series, currencies: pd.Series) -> Carried:
+    """An amount in its own currency, as a monetary custom field holds it: `{"value": 12.5, "currency": "EUR"}`."""
+    numbers = pd.to_numeric(amounts, errors="coerce")
+    problems = no_problems(amounts.index)
+    problems[amounts.notna() & numbers.isna()] = "not a number"
+    problems[numbers.notna() & currencies.isna()] = "amount without a known currency"
+    values = [
+        {"value": round(float(n), 2), "currency": str(c)} if pd.notna(n) and isinstance(c, str) else None
+        for n, c in zip(numbers, currencies, strict=True)
+    ]
+    return Carried(pd.Series(values, index=amounts.index, dtype=object), problems)
+
+
 def owner(series: pd.Series, owner_map: dict[str, int], fallback_owner_id: int | None) -> Carried:
     """A Dynamics owner id -> a Pipedrive user id, through the confirmed owner map."""
     ids = series.astype("string").str.lower()

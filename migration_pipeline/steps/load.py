@@ -22,13 +22,13 @@ import pandas as pd
 
 from migration_pipeline.errors import ApiError, ConfigurationError
 from migration_pipeline.mapping.confirmation import require_confirmed
-from migration_pipeline.mapping.payload import iter_payloads
+from migration_pipeline.mapping.payload import Payload, iter_payloads
 from migration_pipeline.mapping.spec import DYNAMICS_ID_FIELD
 from migration_pipeline.mapping.transform import REJECT_COLUMNS
 from migration_pipeline.pipedrive.client import PipedriveClient
 from migration_pipeline.pipedrive.errors import WriteInDoubt
 from migration_pipeline.steps.objects import MigratedObject
-from migration_pipeline.steps.provision import field_keys
+from migration_pipeline.steps.provision import payload_fields
 from migration_pipeline.warehouse.catalog import Warehouse
 from migration_pipeline.warehouse.journal import Journal, request_digest
 
@@ -46,6 +46,8 @@ class LoadResult:
     created: int = 0
     failed: int = 0
     in_doubt: int = 0
+    values_refused: int = 0  # values Pipedrive has no option for (in staged.rejects)
+    deferred_links: int = 0  # links to records not in Pipedrive yet (set when those are loaded)
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
 
@@ -75,8 +77,8 @@ async def load_object(
     """Create every staged record that Pipedrive does not hold yet."""
     require_confirmed(mappings_dir)
     started = time.monotonic()
-    keys = field_keys(warehouse, item.name)
-    if DYNAMICS_ID_FIELD not in keys:
+    fields = payload_fields(warehouse, item.name)
+    if DYNAMICS_ID_FIELD not in fields.codes:
         raise ConfigurationError(
             f"The {DYNAMICS_ID_FIELD!r} field of {item.name} has not been provisioned.",
             hint="Run the provisioning step first (`migrate run` does it).",
@@ -90,7 +92,7 @@ async def load_object(
         result.seconds = time.monotonic() - started
         return result
 
-    held = await held_dynamics_ids(client, item.resource, keys[DYNAMICS_ID_FIELD])
+    held = await held_dynamics_ids(client, item.resource, fields.codes[DYNAMICS_ID_FIELD])
     linked = {source_id: held[source_id] for source_id in todo["source_id"] if source_id in held}
     warehouse.record_ids(item.name, linked, run_id)
     result.linked_by_read_back = len(linked)
@@ -98,13 +100,19 @@ async def load_object(
 
     pending: dict[str, str] = {}
     rejects: list[dict[str, Any]] = []
+    refused_records: list[str] = []
     in_doubt: list[str] = []
-    payloads: Iterator[tuple[str, dict[str, Any]]] = iter_payloads(todo, keys)
+    payloads: Iterator[tuple[str, Payload]] = iter_payloads(todo, fields)
 
     with Journal(warehouse.journal_dir, run_id) as journal:
 
         async def worker() -> None:
-            for source_id, body in payloads:
+            for source_id, payload in payloads:
+                body = payload.body
+                rejects.extend(dict(object=item.name, source_id=source_id, field=name, value=value, reason=reason, rule="option")
+                               for name, value, reason in payload.refused)
+                result.values_refused += len(payload.refused)
+                result.deferred_links += len(payload.deferred)
                 intent = journal.intent("create", item.name, source_id, request_digest("POST", item.resource, body))
                 try:
                     record = await client.create(item.resource, body)
@@ -114,6 +122,7 @@ async def load_object(
                     continue
                 except ApiError as error:
                     journal.outcome(intent, "failed", detail=error.message)
+                    refused_records.append(source_id)
                     rejects.append(dict(object=item.name, source_id=source_id, field=None, value=None,
                                         reason=f"Pipedrive refused the record: {error.message}", rule="load"))
                     continue
@@ -133,18 +142,18 @@ async def load_object(
 
     if in_doubt:
         # Settle in-doubt writes now: the ones Pipedrive did apply are linked, the rest wait for the next run.
-        held = await held_dynamics_ids(client, item.resource, keys[DYNAMICS_ID_FIELD])
+        held = await held_dynamics_ids(client, item.resource, fields.codes[DYNAMICS_ID_FIELD])
         settled = {source_id: held[source_id] for source_id in in_doubt if source_id in held}
         warehouse.record_ids(item.name, settled, run_id)
         result.created += len(settled)
         result.in_doubt = len(in_doubt) - len(settled)
-    result.failed = len(rejects)
+    result.failed = len(refused_records)
     result.failures = [row["reason"] for row in rejects[:5]]
     if rejects:
         warehouse.replace_rows(
             "staged.rejects",
             pd.DataFrame(rejects, columns=REJECT_COLUMNS),
-            where="object = ? AND rule = 'load' AND source_id IN (SELECT unnest(?))",
+            where="object = ? AND rule IN ('load', 'option') AND source_id IN (SELECT unnest(?))",
             params=[item.name, [row["source_id"] for row in rejects]],
         )
     warehouse.import_journal()

@@ -2,40 +2,73 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 
 from migration_pipeline.mapping.confirmation import require_confirmed
+from migration_pipeline.mapping.payload import PayloadFields
 from migration_pipeline.pipedrive.client import PipedriveClient
 from migration_pipeline.pipedrive.fields import CustomFieldRegistry
 from migration_pipeline.steps.objects import OBJECTS
 from migration_pipeline.steps.plan import load_plan
 from migration_pipeline.warehouse.catalog import Warehouse
 
-FIELDS_TABLE = "idmap.custom_fields"
-FIELDS_COLUMNS = "object VARCHAR, name VARCHAR, field_code VARCHAR, field_type VARCHAR"
+FIELDS_TABLE = "idmap.fields"
+FIELDS_COLUMNS = "object VARCHAR, name VARCHAR, field_code VARCHAR, field_type VARCHAR, is_custom BOOLEAN, options JSON"
+OPTION_TYPES = ("enum", "set")
 
 
 async def provision_custom_fields(client: PipedriveClient, warehouse: Warehouse, mappings_dir: Path) -> pd.DataFrame:
-    """Ensure every custom field of the plan exists; store and return (object, name, field_code, field_type)."""
+    """Ensure every custom field of the plan exists, then store what payloads need of each object's fields.
+
+    `idmap.fields` gets one row per custom field of the plan (name, key, type, options) and
+    one per standard option field (`industry`...), whose option labels payloads turn into ids.
+    """
     require_confirmed(mappings_dir)
     maps = load_plan(mappings_dir).object_maps
     registry = CustomFieldRegistry(client)
     rows = []
     for item in OBJECTS:
-        for field in maps[item.name].custom_fields:
-            code = await registry.ensure(item.field_entity, field.name, field.field_type, field.options)
-            rows.append({"object": item.name, "name": field.name, "field_code": code, "field_type": field.field_type})
-    frame = pd.DataFrame(rows, columns=["object", "name", "field_code", "field_type"])
+        wanted = maps[item.name].custom_fields
+        for custom in wanted:
+            await registry.ensure(item.field_entity, custom.name, custom.field_type, custom.options)
+        names = {custom.name for custom in wanted}
+        for definition in await registry.fields(item.field_entity):
+            standard_options = not definition.is_custom_field and definition.field_type in OPTION_TYPES
+            if (definition.is_custom_field and definition.field_name in names) or standard_options:
+                options = {option.label: option.id for option in definition.options or []}
+                rows.append({
+                    "object": item.name,
+                    "name": definition.field_name if definition.is_custom_field else definition.field_code,
+                    "field_code": definition.field_code,
+                    "field_type": definition.field_type,
+                    "is_custom": definition.is_custom_field,
+                    "options": json.dumps(options) if definition.field_type in OPTION_TYPES else None,
+                })
+    frame = pd.DataFrame(rows, columns=["object", "name", "field_code", "field_type", "is_custom", "options"])
     with warehouse.connect() as con:
         con.execute(f"CREATE TABLE IF NOT EXISTS {FIELDS_TABLE} ({FIELDS_COLUMNS})")
     warehouse.replace_rows(FIELDS_TABLE, frame)
-    return frame
+    return frame[frame["is_custom"]]
 
 
-def field_keys(warehouse: Warehouse, object_name: str) -> dict[str, str]:
-    """Custom-field name -> field code for one object, as provisioned."""
+def provisioned_fields(warehouse: Warehouse, object_name: str) -> pd.DataFrame:
+    """The rows of `idmap.fields` for one object."""
     with warehouse.connect() as con:
         con.execute(f"CREATE TABLE IF NOT EXISTS {FIELDS_TABLE} ({FIELDS_COLUMNS})")
-        return dict(con.execute(f"SELECT name, field_code FROM {FIELDS_TABLE} WHERE object = ?", [object_name]).fetchall())
+        return con.execute(f"SELECT * FROM {FIELDS_TABLE} WHERE object = ?", [object_name]).df()
+
+
+def payload_fields(warehouse: Warehouse, object_name: str, linked_objects: tuple[str, ...] = ("organizations", "persons")) -> PayloadFields:
+    """What turns this object's staged rows into request bodies: custom-field keys and types, option ids, ID maps."""
+    rows = provisioned_fields(warehouse, object_name)
+    custom = rows[rows["is_custom"].astype(bool)]
+    options = {row.name: json.loads(row.options) for row in rows.itertuples() if isinstance(row.options, str)}
+    return PayloadFields(
+        codes=dict(zip(custom["name"], custom["field_code"], strict=True)),
+        types=dict(zip(custom["name"], custom["field_type"], strict=True)),
+        options=options,
+        links={name: warehouse.idmap(name) for name in linked_objects},
+    )

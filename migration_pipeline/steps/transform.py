@@ -27,9 +27,13 @@ def stage_object(warehouse: Warehouse, mappings_dir: Path, item: MigratedObject)
     owner_map = plan.owner_map
     object_map = plan.object_maps[item.name]
     raw = warehouse.read_raw(item.entity_set)
-    result = transform_object(
-        raw, object_map, TransformContext(owner_map=owner_map.lookup(), fallback_owner_id=owner_map.fallback_user_id)
+    currencies = warehouse.read_raw("transactioncurrencies", columns=["transactioncurrencyid", "isocurrencycode"])
+    context = TransformContext(
+        owner_map=owner_map.lookup(),
+        fallback_owner_id=owner_map.fallback_user_id,
+        currencies=dict(zip(currencies["transactioncurrencyid"].str.lower(), currencies["isocurrencycode"], strict=True)),
     )
+    result = transform_object(raw, object_map, context)
     warehouse.write_staged(item.name, result.staged)
     warehouse.replace_rows("staged.rejects", result.rejects, where="object = ?", params=[item.name])
     rejected_records = len(raw) - len(result.staged)

@@ -19,7 +19,7 @@ import duckdb
 import pandas as pd
 
 from migration_pipeline.warehouse.journal import read_entries
-from migration_pipeline.warehouse.parquet import read_frame, write_frame
+from migration_pipeline.warehouse.parquet import read_frame, sample_frame, write_frame
 
 SCHEMAS = ("raw", "staged", "idmap", "audit", "validation", "plan")
 
@@ -77,6 +77,10 @@ class Warehouse:
 
     def read_raw(self, entity_set: str, columns: list[str] | None = None) -> pd.DataFrame:
         return read_frame(self.raw_path(entity_set), columns)
+
+    def sample_raw(self, entity_set: str, rows: int) -> pd.DataFrame:
+        """The first `rows` rows of a raw table, read without loading the rest."""
+        return sample_frame(self.raw_path(entity_set), rows)
 
     def read_staged(self, object_name: str) -> pd.DataFrame:
         return read_frame(self.staged_path(object_name))

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 ROWS_PER_PART = 250_000
@@ -122,3 +123,10 @@ def read_frame(directory: Path, columns: list[str] | None = None) -> pd.DataFram
     if not directory.exists():
         raise FileNotFoundError(f"{directory} has not been written yet")
     return pq.read_table(directory, columns=columns).to_pandas(types_mapper=NULLABLE_TYPES.get)
+
+
+def sample_frame(directory: Path, rows: int) -> pd.DataFrame:
+    """The first `rows` rows of a table, reading no more of it than that."""
+    if not directory.exists():
+        raise FileNotFoundError(f"{directory} has not been written yet")
+    return ds.dataset(directory, format="parquet").head(rows).to_pandas(types_mapper=NULLABLE_TYPES.get)

@@ -27,7 +27,9 @@ def test_run_refuses_until_confirmed_and_again_after_an_edit(make_sandbox: Calla
     assert code == PlanNotConfirmed.exit_code and "migrate confirm" in output
     assert migrate("confirm", "--yes")[0] == 0
     mapping = settings.migration_mappings_dir / "organizations.yaml"
-    mapping.write_text(mapping.read_text().replace("max_length: 255\n    required: true", "max_length: 200\n    required: true"))
+    edited = mapping.read_text().replace("max_length: 255", "max_length: 200", 1)
+    assert edited != mapping.read_text()
+    mapping.write_text(edited)
     code, output = migrate("run")
     assert code == PlanNotConfirmed.exit_code and "organizations.yaml" in output
     assert sandbox.pipedrive_app.state.simulator.usage()["tokens_used"] < 200  # nothing was loaded

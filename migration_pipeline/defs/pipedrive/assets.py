@@ -61,6 +61,8 @@ def load_asset(item: MigratedObject) -> dg.AssetsDefinition:
                     "linked_by_read_back": result.linked_by_read_back,
                     "refused": result.failed,
                     "in_doubt": result.in_doubt,
+                    "values_refused": result.values_refused,
+                    "deferred_links": result.deferred_links,
                     "tokens_spent": usage["tokens"],
                     "requests": usage["requests"],
                     "duration_s": round(result.seconds, 2),

@@ -12,18 +12,19 @@ import asyncio
 import dagster as dg
 import pandas as pd
 
+from migration_pipeline.defs.dynamics.assets import SCHEMA_KEY
 from migration_pipeline.defs.resources import PipedriveResource, WarehouseResource
 from migration_pipeline.errors import PlanNotConfirmed
 from migration_pipeline.mapping.confirmation import require_confirmed
 from migration_pipeline.steps.objects import OBJECTS
-from migration_pipeline.steps.plan import PLAN_INPUT_TABLES, load_plan, open_questions, write_plan
+from migration_pipeline.steps.plan import PLAN_INPUT_TABLES, load_plan, open_questions, pipedrive_choice_options, write_plan
 
 WORKBOOK_KEY = dg.AssetKey(["plan", "workbook"])
 
 
 @dg.asset(
     key=WORKBOOK_KEY,
-    deps=[["dynamics", entity_set] for entity_set in PLAN_INPUT_TABLES],
+    deps=[SCHEMA_KEY, *(["dynamics", entity_set] for entity_set in PLAN_INPUT_TABLES)],
     group_name="plan",
     kinds={"yaml"},
     description="The proposed migration plan in MIGRATION_MAPPINGS_DIR: a field map per object, the owner map "
@@ -31,11 +32,12 @@ WORKBOOK_KEY = dg.AssetKey(["plan", "workbook"])
     "person may have edited are kept. Nothing moves until `migrate confirm`.",
 )
 def workbook(context: dg.AssetExecutionContext, pipedrive: PipedriveResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    async def users() -> list[dict[str, object]]:
+    async def read_pipedrive() -> tuple[list[dict[str, object]], dict[str, dict[str, list[str]]]]:
         async with pipedrive.client() as client:
-            return await client.users()
+            return await client.users(), await pipedrive_choice_options(client)
 
-    result = write_plan(warehouse.warehouse(), warehouse.mappings_path, asyncio.run(users()), pipedrive.settings().pipedrive_fallback_owner_email)
+    users, options = asyncio.run(read_pipedrive())
+    result = write_plan(warehouse.warehouse(), warehouse.mappings_path, users, pipedrive.settings().pipedrive_fallback_owner_email, options)
     blocking, decisions = open_questions(result.plan)
     owners = pd.Series([owner.status for owner in result.plan.owner_map.owners]).value_counts()
     context.log.info(f"plan written: {len(blocking)} blocking, {len(decisions)} decisions to confirm")
