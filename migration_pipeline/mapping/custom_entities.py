@@ -4,7 +4,8 @@
 or by an N:N intersect) lands on organizations; to contacts, on persons; to opportunities, on
 deals; accounts first, since they are what most custom entities describe. On the target record
 the entity surfaces as custom fields: the linked rows' names and ids, pipe-delimited (one record
-may have several), so nothing of the link is lost and the ids lead back to the raw table.
+may have several), so nothing of the link is lost and the ids lead back to the raw table. The
+flattening itself is the rule in `mapping/rules/custom_entities.py`.
 
 `custom_entities.yaml` in the mappings dir is this model; a person may change the target or
 the field names, or drop an entity (`target_object: none`).
@@ -105,29 +106,6 @@ def _nearest_link(entity: object, relationships: pd.DataFrame, by_name: pd.DataF
                 **common, target_object=target_object, link="lookup", lookup_column=f"_{link.referencing_attribute}_value"  # type: ignore[arg-type]
             )
     return None
-
-
-def flatten(plan: CustomEntityPlan, rows: pd.DataFrame, intersect: pd.DataFrame | None = None) -> pd.DataFrame:
-    """(target source id, names, ids) per target record: the linked rows pipe-delimited, in a stable order."""
-    name_column = plan.primary_name or plan.primary_id
-    if plan.link == "many_to_many":
-        if intersect is None:
-            raise ValueError(f"{plan.entity} links through {plan.intersect_entity_set}: pass that table")
-        pairs = intersect[[plan.intersect_entity_key, plan.intersect_target_key]].rename(
-            columns={plan.intersect_entity_key: plan.primary_id, plan.intersect_target_key: "target_id"}
-        )
-        linked = pairs.merge(rows[[plan.primary_id, name_column]], on=plan.primary_id, how="left")
-    else:
-        linked = rows[[plan.primary_id, name_column, plan.lookup_column]].rename(columns={plan.lookup_column: "target_id"})
-    linked = linked.dropna(subset=["target_id"]).sort_values(["target_id", plan.primary_id])
-    grouped = linked.groupby("target_id", sort=True)
-    return pd.DataFrame(
-        {
-            "source_id": list(grouped.groups),
-            plan.names_field.name: grouped[name_column].agg(lambda names: "|".join(str(n) for n in names if pd.notna(n))).to_numpy(),
-            plan.ids_field.name: grouped[plan.primary_id].agg("|".join).to_numpy(),
-        }
-    )
 
 
 def write_custom_entity_map(custom: CustomEntityMap, path: Path) -> None:

@@ -16,6 +16,7 @@ from migration_pipeline.mapping import transforms
 from migration_pipeline.mapping.spec import DYNAMICS_ID_FIELD, FieldMap, ObjectMap
 
 CURRENCY_COLUMN = "_transactioncurrencyid_value"  # every money-holding Dynamics table has this lookup
+WHOLE_RECORD = "*"  # the `field` of a reject that keeps the whole record out
 REJECT_COLUMNS = ["object", "source_id", "field", "value", "reason", "rule"]
 DYNAMICS_ID_COLUMN = f"custom:{DYNAMICS_ID_FIELD}"
 
@@ -120,10 +121,10 @@ def transform_object(raw: pd.DataFrame, object_map: ObjectMap, context: Transfor
                         {
                             "object": object_map.object,
                             "source_id": source_ids[absent],
-                            "field": field_map.destination,
+                            "field": WHOLE_RECORD,
                             "value": None,
-                            "reason": "required value is missing; the record is not migrated",
-                            "rule": "required",
+                            "reason": f"required {field_map.destination} is missing; the record is not migrated",
+                            "rule": f"required:{field_map.destination}",
                         }
                     )
                 )

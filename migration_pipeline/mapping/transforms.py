@@ -15,11 +15,11 @@ import pandas as pd
 
 # A URL Pipedrive will show as a link: an optional http(s) scheme, a dotted host name, an optional path.
 URL_PATTERN = re.compile(r"^(https?://)?([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}(:\d{1,5})?([/?#]\S*)?$", re.IGNORECASE)
-# An address mail can be sent to: one `@`, a local part of the characters RFC 5322 allows unquoted
-# (no spaces, no leading, trailing or doubled dot), and a dotted host name with a letter TLD.
-EMAIL_PATTERN = re.compile(
-    r"^(?!\.)(?!.*\.\.)[a-z0-9!#$%&'*+/=?^_`{|}~.-]+(?<!\.)@([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", re.IGNORECASE
-)
+# An address mail can be sent to: dot-separated atoms of the characters RFC 5322 allows unquoted
+# (no spaces, no leading, trailing or doubled dot), `@`, and a dotted host name with a letter TLD.
+# Written without look-arounds, so Arrow's RE2 runs it natively over a million values in a blink.
+_ATOM = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
+EMAIL_PATTERN = rf"(?i)^{_ATOM}(?:\.{_ATOM})*@(?:[a-z0-9](?:[a-z0-9-]{{0,61}}[a-z0-9])?\.)+[a-z]{{2,63}}$"
 
 
 @dataclass
@@ -70,7 +70,7 @@ def url(series: pd.Series) -> Carried:
 def email(series: pd.Series) -> Carried:
     """An email address, trimmed; one that is not well-formed is rejected, never guessed at."""
     values = _blank_to_none(series)
-    valid = values.str.match(EMAIL_PATTERN).fillna(False).astype(bool)
+    valid = values.astype("string[pyarrow]").str.match(EMAIL_PATTERN).fillna(False).astype(bool)
     problems = no_problems(series.index)
     problems[values.notna() & ~valid] = "not a valid email address"
     carried = values.where(valid, pd.NA)
@@ -147,14 +147,13 @@ def monetary(amounts: pd.Series, currencies: pd.Series) -> Carried:
 
 def owner(series: pd.Series, owner_map: dict[str, int], fallback_owner_id: int | None) -> Carried:
     """A Dynamics owner id -> a Pipedrive user id, through the confirmed owner map."""
-    ids = series.astype("string").str.lower()
-    mapped = ids.map(lambda value: owner_map.get(value) if isinstance(value, str) else None)
-    missing = mapped.isna()
+    mapped = [owner_map.get(value.lower()) if isinstance(value, str) else None for value in series.astype(object)]
+    missing = pd.Series([value is None for value in mapped], index=series.index)
     problems = no_problems(series.index)
     if fallback_owner_id is None:
         problems[missing] = "owner not in the owner map and no fallback user"
-    values = mapped.where(~missing, fallback_owner_id)
-    return Carried(pd.Series([None if pd.isna(v) else int(v) for v in values], index=series.index, dtype=object), problems)
+    values = [fallback_owner_id if value is None else int(value) for value in mapped]
+    return Carried(pd.Series(values, index=series.index, dtype=object), problems)
 
 
 ADDRESS_PARTS = {

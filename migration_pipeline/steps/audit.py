@@ -26,6 +26,7 @@ import pyarrow.dataset as ds
 
 from migration_pipeline.errors import ConfigurationError
 from migration_pipeline.mapping import transforms
+from migration_pipeline.mapping.rules.organizations import find_cycles
 from migration_pipeline.mapping.spec import load_object_map
 from migration_pipeline.pipedrive.costs import Operation, operation
 from migration_pipeline.steps.plan import DEFAULTS_DIR
@@ -265,30 +266,6 @@ def owner_findings(owned: Mapping[str, pd.DataFrame], users: pd.DataFrame, teams
 # --- relationships that will not carry ----------------------------------------------------------
 
 
-def parent_cycles(parents: Mapping[str, str | None]) -> list[list[str]]:
-    """Every cycle in a child -> parent map, each once, starting at its smallest id.
-
-    Each record is walked at most once (a walk stops at a root, at a parent outside the map, at a
-    record an earlier walk finished, or where it meets itself), so a loop can never trap it.
-    """
-    finished: set[str] = set()
-    cycles: list[list[str]] = []
-    for start in parents:
-        position: dict[str, int] = {}
-        path: list[str] = []
-        node: str | None = start
-        while node is not None and node in parents and node not in finished and node not in position:
-            position[node] = len(path)
-            path.append(node)
-            node = parents[node]
-        if node is not None and node in position:
-            cycle = path[position[node]:]
-            first = cycle.index(min(cycle))
-            cycles.append(cycle[first:] + cycle[:first])
-        finished.update(path)
-    return sorted(cycles)
-
-
 def circular_chain_findings(entity_set: str, accounts: pd.DataFrame) -> pd.DataFrame:
     """One row per circular parent-account chain (a self-parent included), listing its accounts."""
     ids = _lower(accounts["accountid"])
@@ -296,7 +273,7 @@ def circular_chain_findings(entity_set: str, accounts: pd.DataFrame) -> pd.DataF
     links = {child: (parent if isinstance(parent, str) else None) for child, parent in zip(ids, parents, strict=True)}
     names = dict(zip(ids, accounts["name"], strict=True)) if "name" in accounts else {}
     rows = []
-    for cycle in parent_cycles(links):
+    for cycle in find_cycles(links):
         chain = " -> ".join([*cycle, cycle[0]])
         labels = " -> ".join(str(names.get(node, node)) for node in [*cycle, cycle[0]])
         rows.append(finding(entity_set, CIRCULAR_CHAIN, chain, len(cycle),

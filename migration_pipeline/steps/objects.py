@@ -75,6 +75,7 @@ STANDARD_TABLES: tuple[tuple[str, str], ...] = (
     ("systemuser", "systemusers"),
     ("team", "teams"),
     ("transactioncurrency", "transactioncurrencies"),
+    ("organization", "organizations"),  # the Dynamics organization's settings: its base currency
     ("processstage", "processstages"),
     ("workflow", "workflows"),
     ("sdkmessageprocessingstep", "sdkmessageprocessingsteps"),

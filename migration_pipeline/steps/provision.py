@@ -12,7 +12,9 @@ from migration_pipeline.mapping.payload import PayloadFields
 from migration_pipeline.pipedrive.client import PipedriveClient
 from migration_pipeline.pipedrive.fields import CustomFieldRegistry
 from migration_pipeline.steps.objects import OBJECTS
-from migration_pipeline.steps.plan import load_plan
+from migration_pipeline.mapping.rules.custom_entities import custom_fields as custom_entity_fields
+from migration_pipeline.mapping.spec import CustomFieldTarget
+from migration_pipeline.steps.plan import Plan, load_plan
 from migration_pipeline.warehouse.catalog import Warehouse
 
 FIELDS_TABLE = "idmap.fields"
@@ -27,11 +29,11 @@ async def provision_custom_fields(client: PipedriveClient, warehouse: Warehouse,
     one per standard option field (`industry`...), whose option labels payloads turn into ids.
     """
     require_confirmed(mappings_dir)
-    maps = load_plan(mappings_dir).object_maps
+    plan = load_plan(mappings_dir)
     registry = CustomFieldRegistry(client)
     rows = []
     for item in OBJECTS:
-        wanted = maps[item.name].custom_fields
+        wanted = custom_fields_for(plan, item.name)
         for custom in wanted:
             await registry.ensure(item.field_entity, custom.name, custom.field_type, custom.options)
         names = {custom.name for custom in wanted}
@@ -52,6 +54,15 @@ async def provision_custom_fields(client: PipedriveClient, warehouse: Warehouse,
         con.execute(f"CREATE TABLE IF NOT EXISTS {FIELDS_TABLE} ({FIELDS_COLUMNS})")
     warehouse.replace_rows(FIELDS_TABLE, frame)
     return frame[frame["is_custom"]]
+
+
+def custom_fields_for(plan: Plan, object_name: str) -> list[CustomFieldTarget]:
+    """Every custom field `object_name` needs: its workbook's ("Dynamics ID" first), then the custom entities' flattened onto it."""
+    wanted = list(plan.object_maps[object_name].custom_fields)
+    for entity in plan.custom_entities.entities:
+        if entity.target_object == object_name:
+            wanted += [field for field in custom_entity_fields(entity) if field.name not in {w.name for w in wanted}]
+    return wanted
 
 
 def provisioned_fields(warehouse: Warehouse, object_name: str) -> pd.DataFrame:

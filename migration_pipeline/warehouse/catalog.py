@@ -25,6 +25,7 @@ SCHEMAS = ("raw", "staged", "idmap", "audit", "validation", "plan")
 
 TABLES = {
     "staged.rejects": "object VARCHAR, source_id VARCHAR, field VARCHAR, value VARCHAR, reason VARCHAR, rule VARCHAR",
+    "staged.merged": "object VARCHAR, source_id VARCHAR, into_object VARCHAR, into_source_id VARCHAR, rule VARCHAR",
     "audit.operations": (
         "run_id VARCHAR, seq BIGINT, \"at\" TIMESTAMPTZ, operation VARCHAR, object VARCHAR, source_id VARCHAR, "
         "pipedrive_id VARCHAR, request_digest VARCHAR, before_image JSON, outcome VARCHAR, detail VARCHAR"
