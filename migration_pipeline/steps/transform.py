@@ -3,7 +3,8 @@
 Every object is staged in one pass (`mapping/rules/run.py`), because later objects point at
 earlier ones: a person at its organization, an activity at its deal. Organizations take their
 fields from the confirmed workbook; every object's structure (links, emails, stages, bundles...)
-comes from its rules. What is written:
+comes from its rules, and the custom fields a person mapped in its workbook are added on top.
+What is written:
 
 - `staged/<object>/*.parquet` (`staged.<object>`), and each object's extra tables as
   `staged/<object>_<extra>` (`organizations_relationships`, `activities_participants`,
@@ -26,8 +27,10 @@ from migration_pipeline.mapping.confirmation import require_confirmed
 from migration_pipeline.mapping.rules.common import ObjectStage, RuleContext, base_currency_of
 from migration_pipeline.mapping.rules.organizations import stage_organizations
 from migration_pipeline.mapping.rules.run import OBJECTS as STAGED_OBJECTS  # noqa: F401 (the assets' list)
-from migration_pipeline.mapping.rules.run import all_merged, all_rejects, transform_all
-from migration_pipeline.mapping.transform import TransformContext
+from migration_pipeline.mapping.rules.run import all_merged, all_rejects, tidy, transform_all
+from migration_pipeline.mapping.spec import ObjectMap
+from migration_pipeline.mapping.transform import TransformContext, transform_object
+from migration_pipeline.steps.objects import WORKBOOK_OBJECTS
 from migration_pipeline.steps.plan import Plan, load_plan
 from migration_pipeline.warehouse.catalog import Warehouse
 
@@ -59,6 +62,10 @@ def stage_everything(warehouse: Warehouse, mappings_dir: Path) -> dict[str, Stag
     names = [*RULE_INPUTS, *(e.entity_set for e in custom), *(e.intersect_entity_set for e in custom if e.intersect_entity_set)]
     raw = {name: warehouse.read_raw(name) for name in dict.fromkeys(names) if warehouse.raw_path(name).exists()}
     stages = transform_all(raw, rule_context(plan, raw), organizations_stage(plan, raw), custom)
+    for item in WORKBOOK_OBJECTS:
+        if item.name != "organizations" and item.name in stages and item.entity_set in raw:
+            stages[item.name] = with_workbook_fields(stages[item.name], raw[item.entity_set], plan.object_maps[item.name],
+                                                     transform_context(plan, raw))
     results: dict[str, StageResult] = {}
     for name in STAGED_OBJECTS:
         stage = stages[name]
@@ -93,6 +100,22 @@ def rule_context(plan: Plan, raw: dict[str, pd.DataFrame]) -> RuleContext:
         stage_map=plan.stage_map,
         base_currency=base_currency_of(raw["transactioncurrencies"], raw.get("organizations")),
     )
+
+
+def with_workbook_fields(stage: ObjectStage, raw: pd.DataFrame, object_map: ObjectMap, context: TransformContext) -> ObjectStage:
+    """An object's rules, plus the custom fields its confirmed workbook adds: the org's own columns (`cr7f2_...`).
+
+    The rules carry the structure and the standard fields; every column a person mapped to a
+    custom field that the rules do not fill is carried by the workbook engine and joined by id.
+    """
+    present = set(stage.staged.columns)
+    entries = [e for e in object_map.carried_fields if e.custom_field is not None and e.destination not in present]
+    if not entries or stage.staged.empty:
+        return stage
+    carried = transform_object(raw, object_map.model_copy(update={"fields": entries}), context)
+    staged = tidy(stage.staged.merge(carried.staged[["source_id", *(e.destination for e in entries)]], on="source_id", how="left"))
+    own = carried.rejects[carried.rejects["source_id"].isin(set(staged["source_id"]))]
+    return ObjectStage(stage.object, staged, pd.concat([stage.rejects, own], ignore_index=True), stage.merged, stage.extra)
 
 
 def organizations_stage(plan: Plan, raw: dict[str, pd.DataFrame]) -> ObjectStage:

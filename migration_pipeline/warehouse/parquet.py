@@ -55,7 +55,10 @@ class TableWriter:
         (self._staging / name).write_text(text, encoding="utf-8")
 
     def write_frame(self, frame: pd.DataFrame) -> int:
-        return self.write_table(pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False))
+        # Without pandas' metadata: readers rebuild types from Arrow's own (pandas cannot parse back
+        # the names of nested Arrow types such as a list of email structs).
+        table = pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False)
+        return self.write_table(table.replace_schema_metadata(None))
 
     def write_table(self, table: pa.Table) -> int:
         if self._writer is None or self._rows_in_part >= ROWS_PER_PART:
@@ -108,7 +111,7 @@ class TableWriter:
 
 def write_frame(directory: Path, frame: pd.DataFrame, schema: pa.Schema | None = None) -> Path:
     """Write a whole DataFrame as a table in one go."""
-    schema = schema or pa.Schema.from_pandas(frame, preserve_index=False)
+    schema = (schema or pa.Schema.from_pandas(frame, preserve_index=False)).remove_metadata()
     with TableWriter(directory, schema) as writer:
         writer.write_frame(frame)
     return directory
