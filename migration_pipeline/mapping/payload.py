@@ -65,7 +65,20 @@ class Payload:
 
     body: dict[str, Any]
     refused: list[tuple[str, str, str]] = field(default_factory=list)
-    deferred: list[tuple[str, str, str]] = field(default_factory=list)
+    deferred: list[Deferred] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A link left out of a body because its record is not in Pipedrive yet: set by an update once it is.
+
+    `key` is where it goes in the body: the field name, or the custom field's key under `custom_fields`.
+    """
+
+    key: str
+    custom: bool
+    linked_object: str
+    linked_source_id: str
 
 
 def build_payload(row: Mapping[str, Any], fields: PayloadFields) -> Payload:
@@ -80,18 +93,18 @@ def build_payload(row: Mapping[str, Any], fields: PayloadFields) -> Payload:
             continue
         if column.startswith(REF_PREFIX):
             _, name, linked = column.split(":", 2)
-            resolved = _link(payload, name, value, fields.links.get(linked, {}))
+            resolved = _link(payload, name, False, value, linked, fields.links.get(linked, {}))
             if resolved is not None:
                 payload.body[name] = resolved
         elif column.startswith(CUSTOM_PREFIX):
             name = column.removeprefix(CUSTOM_PREFIX)
             if name not in fields.codes:
                 raise KeyError(f"custom field {name!r} has not been provisioned")
-            value = _resolve(payload, name, value, fields, fields.types.get(name))
+            value = _resolve(payload, name, value, fields, fields.types.get(name), fields.codes[name])
             if value is not None:
                 custom[fields.codes[name]] = value
         else:
-            value = _resolve(payload, column, value, fields, None)
+            value = _resolve(payload, column, value, fields, None, column)
             if value is not None:
                 payload.body[column] = value
     if custom:
@@ -99,9 +112,10 @@ def build_payload(row: Mapping[str, Any], fields: PayloadFields) -> Payload:
     return payload
 
 
-def _resolve(payload: Payload, name: str, value: Any, fields: PayloadFields, field_type: str | None) -> Any:
+def _resolve(payload: Payload, name: str, value: Any, fields: PayloadFields, field_type: str | None, key: str) -> Any:
     if field_type in LINKED_OBJECTS:
-        return _link(payload, name, value, fields.links.get(LINKED_OBJECTS[field_type], {}))
+        linked = LINKED_OBJECTS[field_type]
+        return _link(payload, key, True, value, linked, fields.links.get(linked, {}))
     options = fields.options.get(name)
     if options is None:
         return value
@@ -125,10 +139,10 @@ def _folded(label: str) -> str:
     return " ".join(label.split()).casefold()
 
 
-def _link(payload: Payload, name: str, value: Any, idmap: Mapping[str, str]) -> int | None:
+def _link(payload: Payload, key: str, custom: bool, value: Any, linked: str, idmap: Mapping[str, str]) -> int | None:
     pipedrive_id = idmap.get(str(value))
     if pipedrive_id is None:
-        payload.deferred.append((name, str(value), "the linked record is not in Pipedrive yet"))
+        payload.deferred.append(Deferred(key, custom, linked, str(value)))
         return None
     return int(pipedrive_id)
 

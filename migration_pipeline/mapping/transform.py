@@ -61,6 +61,8 @@ def carry(field_map: FieldMap, raw: pd.DataFrame, context: TransformContext) -> 
             return transforms.email(column)
         case "date":
             return transforms.date(column)
+        case "datetime" if field_map.custom_field is not None and field_map.custom_field.field_type == "date":
+            return transforms.date(column)  # a date field keeps the UTC date: Pipedrive has no date-time field
         case "datetime":
             return transforms.datetime_text(column)
         case "option_label" | "lookup_label":

@@ -22,12 +22,13 @@ import pandas as pd
 
 from migration_pipeline.errors import ApiError, ConfigurationError
 from migration_pipeline.mapping.confirmation import require_confirmed
-from migration_pipeline.mapping.payload import Payload, iter_payloads
+from migration_pipeline.mapping.payload import CUSTOM_PREFIX, LINKED_OBJECTS, REF_PREFIX, Payload, build_payload, iter_payloads
 from migration_pipeline.mapping.spec import DYNAMICS_ID_FIELD
 from migration_pipeline.mapping.transform import REJECT_COLUMNS
 from migration_pipeline.pipedrive.client import PipedriveClient
 from migration_pipeline.pipedrive.errors import WriteInDoubt
-from migration_pipeline.steps.objects import MigratedObject
+from migration_pipeline.validation.diff import matches
+from migration_pipeline.steps.objects import OBJECTS, MigratedObject
 from migration_pipeline.steps.provision import payload_fields
 from migration_pipeline.warehouse.catalog import Warehouse
 from migration_pipeline.warehouse.journal import Journal, request_digest
@@ -48,6 +49,7 @@ class LoadResult:
     in_doubt: int = 0
     values_refused: int = 0  # values Pipedrive has no option for (in staged.rejects)
     deferred_links: int = 0  # links to records not in Pipedrive yet (set when those are loaded)
+    links_set: int = 0  # records updated with links to records loaded since they were created
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
 
@@ -89,6 +91,7 @@ async def load_object(
     todo = staged[~staged["source_id"].isin(known)]
     result.already_loaded = len(staged) - len(todo)
     if todo.empty:
+        result.links_set = await settle_links(client, warehouse, run_id)
         result.seconds = time.monotonic() - started
         return result
 
@@ -98,7 +101,7 @@ async def load_object(
     result.linked_by_read_back = len(linked)
     todo = todo[~todo["source_id"].isin(linked)]
 
-    pending: dict[str, str] = {}
+    created_ids: dict[str, str] = {}
     rejects: list[dict[str, Any]] = []
     refused_records: list[str] = []
     in_doubt: list[str] = []
@@ -127,18 +130,18 @@ async def load_object(
                                         reason=f"Pipedrive refused the record: {error.message}", rule="load"))
                     continue
                 journal.outcome(intent, "ok", pipedrive_id=record["id"])
-                pending[source_id] = str(record["id"])
+                created_ids[source_id] = str(record["id"])
                 result.created += 1
-                if len(pending) >= ID_BATCH:
-                    batch = dict(pending)
-                    pending.clear()
+                if len(created_ids) >= ID_BATCH:
+                    batch = dict(created_ids)
+                    created_ids.clear()
                     warehouse.record_ids(item.name, batch, run_id)
                     log.info("load %s: %d of %d created", item.name, result.created, len(todo))
 
         try:
             await asyncio.gather(*(worker() for _ in range(concurrency)))
         finally:
-            warehouse.record_ids(item.name, pending, run_id)
+            warehouse.record_ids(item.name, created_ids, run_id)
 
     if in_doubt:
         # Settle in-doubt writes now: the ones Pipedrive did apply are linked, the rest wait for the next run.
@@ -156,6 +159,57 @@ async def load_object(
             where="object = ? AND rule IN ('load', 'option') AND source_id IN (SELECT unnest(?))",
             params=[item.name, [row["source_id"] for row in rejects]],
         )
+    result.links_set = await settle_links(client, warehouse, run_id)
     warehouse.import_journal()
     result.seconds = time.monotonic() - started
     return result
+
+
+async def settle_links(client: PipedriveClient, warehouse: Warehouse, run_id: str) -> int:
+    """Set the links a create had to leave out because their record was not in Pipedrive yet, now that it is.
+
+    Crash-safe by construction: what is missing is read back (one list read per object with
+    links), never remembered, so a run killed at any point settles the rest next time. Each
+    update is journaled with the before-image of the fields it sets.
+    """
+    updated = 0
+    for obj in OBJECTS:
+        idmap = warehouse.idmap(obj.name)
+        staged_path = warehouse.staged_path(obj.name)
+        if not idmap or not staged_path.exists():
+            continue
+        fields = payload_fields(warehouse, obj.name)
+        staged = warehouse.read_staged(obj.name)
+        links = [c for c in staged.columns if c.startswith(REF_PREFIX)
+                 or (c.startswith(CUSTOM_PREFIX) and fields.types.get(c.removeprefix(CUSTOM_PREFIX)) in LINKED_OBJECTS)]
+        if not links:
+            continue
+        wanted = {}
+        for row in staged.loc[staged["source_id"].isin(idmap), ["source_id", *links]].to_dict("records"):
+            body = build_payload(row, fields).body
+            if body:
+                wanted[str(row["source_id"])] = body
+        if not wanted:
+            continue
+        held = {str(record["id"]): record async for record in client.iter_v2(obj.resource)}
+        with Journal(warehouse.journal_dir, run_id) as journal:
+            for source_id, body in wanted.items():
+                record = held.get(idmap[source_id])
+                if record is None or all(_holds(record, key, value) for key, value in body.items()):
+                    continue
+                before = {key: record.get(key) for key in body}
+                intent = journal.intent("update", obj.name, source_id, request_digest("PATCH", obj.resource, body), before_image=before)
+                try:
+                    await client.update(obj.resource, idmap[source_id], body)
+                except ApiError as error:
+                    journal.outcome(intent, "failed", pipedrive_id=idmap[source_id], detail=error.message)
+                    continue
+                journal.outcome(intent, "ok", pipedrive_id=idmap[source_id])
+                updated += 1
+    if updated:
+        log.info("links: %d records updated with links to records loaded since", updated)
+    return updated
+
+
+def _holds(record: dict[str, Any], key: str, value: Any) -> bool:
+    return matches(value, record.get(key))

@@ -28,22 +28,26 @@ ORGANIZATIONS = MigratedObject(
     map_file="organizations.yaml",
 )
 
-# In load order: the objects the loader moves today.
-OBJECTS: tuple[MigratedObject, ...] = (ORGANIZATIONS,)
-
-
 def _planned(name: str, resource: str, field_entity: str, logical_name: str, entity_set: str) -> MigratedObject:
     return MigratedObject(name, resource, field_entity, logical_name, entity_set, f"{name}.yaml")
+
+
+PERSONS = _planned("persons", "persons", "person", "contact", "contacts")
+PRODUCTS = _planned("products", "products", "product", "product", "products")
+DEALS = _planned("deals", "deals", "deal", "opportunity", "opportunities")
+
+# In load order (DESIGN.md): the objects the loader moves today, each a v2 resource with a "Dynamics ID".
+OBJECTS: tuple[MigratedObject, ...] = (ORGANIZATIONS, PERSONS, PRODUCTS, DEALS)
 
 
 # Every object of DESIGN.md's table, each with a workbook file the plan proposes column by column.
 # Activities are proposed from `activitypointers`, the columns the four activity types share.
 WORKBOOK_OBJECTS: tuple[MigratedObject, ...] = (
     ORGANIZATIONS,
-    _planned("persons", "persons", "person", "contact", "contacts"),
-    _planned("deals", "deals", "deal", "opportunity", "opportunities"),
+    PERSONS,
+    DEALS,
     _planned("leads", "leads", "deal", "lead", "leads"),  # leads carry the deal custom fields
-    _planned("products", "products", "product", "product", "products"),
+    PRODUCTS,
     _planned("deal_products", "deals/{id}/products", "deal_product", "opportunityproduct", "opportunityproducts"),
     _planned("activities", "activities", "activity", "activitypointer", "activitypointers"),
     _planned("notes", "notes", "note", "annotation", "annotations"),

@@ -12,11 +12,14 @@ from migration_pipeline.mapping.payload import PayloadFields
 from migration_pipeline.pipedrive.client import PipedriveClient
 from migration_pipeline.pipedrive.fields import CustomFieldRegistry
 from migration_pipeline.steps.objects import OBJECTS
+from migration_pipeline.mapping.rules import deals, persons, products
 from migration_pipeline.mapping.rules.custom_entities import custom_fields as custom_entity_fields
 from migration_pipeline.mapping.spec import CustomFieldTarget
 from migration_pipeline.steps.plan import Plan, load_plan
 from migration_pipeline.warehouse.catalog import Warehouse
 
+# The custom fields each object's rules write (besides its workbook's).
+RULE_CUSTOM_FIELDS = {"persons": persons.CUSTOM_FIELDS, "products": products.CUSTOM_FIELDS, "deals": deals.CUSTOM_FIELDS}
 FIELDS_TABLE = "idmap.fields"
 FIELDS_COLUMNS = "object VARCHAR, name VARCHAR, field_code VARCHAR, field_type VARCHAR, is_custom BOOLEAN, options JSON"
 OPTION_TYPES = ("enum", "set")
@@ -57,12 +60,42 @@ async def provision_custom_fields(client: PipedriveClient, warehouse: Warehouse,
 
 
 def custom_fields_for(plan: Plan, object_name: str) -> list[CustomFieldTarget]:
-    """Every custom field `object_name` needs: its workbook's ("Dynamics ID" first), then the custom entities' flattened onto it."""
-    wanted = list(plan.object_maps[object_name].custom_fields)
+    """Every custom field `object_name` needs: its workbook's ("Dynamics ID" first), its rules', and the custom
+    entities' flattened onto it; a name two of them give is provisioned once, as the first gives it."""
+    wanted = [*plan.object_maps[object_name].custom_fields, *RULE_CUSTOM_FIELDS.get(object_name, ())]
     for entity in plan.custom_entities.entities:
         if entity.target_object == object_name:
-            wanted += [field for field in custom_entity_fields(entity) if field.name not in {w.name for w in wanted}]
-    return wanted
+            wanted += custom_entity_fields(entity)
+    return list({field.name: field for field in reversed(wanted)}.values())[::-1]
+
+
+async def provision_pipelines(client: PipedriveClient, warehouse: Warehouse, mappings_dir: Path, run_id: str) -> dict[str, str]:
+    """A pipeline per sales process and its stages, in order, found by name or created; `idmap.stages` keys them.
+
+    The key is "<pipeline>/<stage>", what staged deals hold in `ref:stage_id:stages`. Two Dynamics
+    stages naming one Pipedrive stage share it.
+    """
+    require_confirmed(mappings_dir)
+    plan = load_plan(mappings_dir)
+    pipelines = {p["name"]: p for p in [row async for row in client.iter_v2("pipelines")]}
+    stage_ids: dict[str, str] = {}
+    for entry in plan.stage_map.pipelines:
+        pipeline = pipelines.get(entry.pipedrive_pipeline) or await client.create("pipelines", {"name": entry.pipedrive_pipeline})
+        existing = {s["name"]: s for s in [row async for row in client.iter_v2("stages", {"pipeline_id": pipeline["id"]})]}
+        for stage in entry.stages:
+            key = f"{entry.pipedrive_pipeline}/{stage.pipedrive_stage}"
+            if key in stage_ids:
+                continue
+            found = existing.get(stage.pipedrive_stage)
+            if found is None:
+                body = {"name": stage.pipedrive_stage, "pipeline_id": pipeline["id"]}
+                if stage.probability is not None:
+                    body["deal_probability"] = stage.probability
+                found = await client.create("stages", body)
+                existing[stage.pipedrive_stage] = found
+            stage_ids[key] = str(found["id"])
+    warehouse.record_ids("stages", stage_ids, run_id)
+    return stage_ids
 
 
 def provisioned_fields(warehouse: Warehouse, object_name: str) -> pd.DataFrame:
@@ -72,7 +105,10 @@ def provisioned_fields(warehouse: Warehouse, object_name: str) -> pd.DataFrame:
         return con.execute(f"SELECT * FROM {FIELDS_TABLE} WHERE object = ?", [object_name]).df()
 
 
-def payload_fields(warehouse: Warehouse, object_name: str, linked_objects: tuple[str, ...] = ("organizations", "persons")) -> PayloadFields:
+LINKED_OBJECTS = ("organizations", "persons", "products", "deals", "stages")
+
+
+def payload_fields(warehouse: Warehouse, object_name: str, linked_objects: tuple[str, ...] = LINKED_OBJECTS) -> PayloadFields:
     """What turns this object's staged rows into request bodies: custom-field keys and types, option ids, ID maps."""
     rows = provisioned_fields(warehouse, object_name)
     custom = rows[rows["is_custom"].astype(bool)]

@@ -44,10 +44,21 @@ def normalize(value: Any) -> Any:
 
 
 def matches(expected: Any, actual: Any) -> bool:
-    """Equal after normalisation; for objects, every part we wrote must be there (extra parts are Pipedrive's)."""
+    """Equal after normalisation; for objects, every part we wrote must be there (extra parts are Pipedrive's).
+
+    A cost of 0 where we wrote none is such an extra part: Pipedrive fills defaults in."""
     expected, actual = normalize(expected), normalize(actual)
     if isinstance(expected, dict) and isinstance(actual, dict):
         return all(matches(value, actual.get(key)) for key, value in expected.items())
+    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
+        # Lists of objects (emails, prices...): each item we wrote matches one item held, in any order.
+        unused = list(actual)
+        for item in expected:
+            found = next((i for i, candidate in enumerate(unused) if matches(item, candidate)), None)
+            if found is None:
+                return False
+            unused.pop(found)
+        return True
     return expected == actual
 
 

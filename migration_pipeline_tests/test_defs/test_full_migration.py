@@ -40,7 +40,8 @@ def migrated(make_sandbox: Callable[..., Sandbox], tmp_path: Path) -> tuple[Sand
 
 
 def field_diff(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
-    (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "field_diff"]
+    (check,) = [c for c in result.get_asset_check_evaluations()
+                if c.check_name == "field_diff" and c.asset_key == dg.AssetKey(["pipedrive", "organizations"])]
     return check
 
 
@@ -87,6 +88,7 @@ def test_a_field_changed_in_pipedrive_fails_the_blocking_check_and_stops_downstr
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
     materialized = {e.materialization.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "pipedrive/organizations" in materialized
-    assert "reports/migration" not in materialized  # the downstream step did not run
+    assert "reports/migration" not in materialized  # the downstream steps did not run
+    assert "pipedrive/persons" not in materialized
     diff = Warehouse(settings.migration_home).query("SELECT source_id, field, actual FROM validation.field_diff")
     assert diff.values.tolist() == [[source_id, "name", "Renamed behind our back"]]

@@ -58,3 +58,11 @@ def test_owner_change_is_reported() -> None:
 @given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(), lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner)))
 def test_every_value_matches_itself(value: object) -> None:
     assert matches(value, value)
+
+
+def test_lists_of_objects_match_item_by_item_in_any_order_with_pipedrives_extra_parts() -> None:
+    wrote = [{"currency": "EUR", "price": 82.69}, {"currency": "USD", "price": 89.88, "cost": 49.2}]
+    held = [{"currency": "USD", "price": 89.88, "cost": 49.2, "product_id": 1}, {"currency": "EUR", "price": 82.69, "cost": 0, "product_id": 1}]
+    assert matches(wrote, held)
+    assert not matches(wrote, held[:1])  # one missing
+    assert not matches(wrote, [{**held[0]}, {**held[1], "price": 80.0}])  # one price differs

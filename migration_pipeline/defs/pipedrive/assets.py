@@ -8,7 +8,7 @@ import dagster as dg
 from migration_pipeline.defs.resources import PipedriveResource, WarehouseResource
 from migration_pipeline.steps.load import load_object
 from migration_pipeline.steps.objects import OBJECTS, MigratedObject
-from migration_pipeline.steps.provision import provision_custom_fields
+from migration_pipeline.steps.provision import provision_custom_fields, provision_pipelines
 
 # Every Pipedrive writer shares this pool, so concurrent runs never double the request rate.
 PIPEDRIVE_POOL = "pipedrive_api"
@@ -37,10 +37,32 @@ def custom_fields(pipedrive: PipedriveResource, warehouse: WarehouseResource) ->
     return asyncio.run(provision())
 
 
-def load_asset(item: MigratedObject) -> dg.AssetsDefinition:
+@dg.asset(
+    key=["pipedrive", "pipelines"],
+    deps=[["staged", "deals"]],
+    group_name="load",
+    kinds={"pipedrive", "duckdb"},
+    pool=PIPEDRIVE_POOL,
+    description="A pipeline per Dynamics sales process and its stages in order (stages.yaml), found by name or created; "
+    "`idmap.stages` keys each stage by `<pipeline>/<stage>`.",
+)
+def pipelines(context: dg.AssetExecutionContext, pipedrive: PipedriveResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    async def provision() -> dg.MaterializeResult:
+        async with pipedrive.client() as client:
+            stages = await provision_pipelines(client, warehouse.warehouse(), warehouse.mappings_path, context.run.run_id)
+            usage = client.usage.snapshot()
+        return dg.MaterializeResult(metadata={"stages": len(stages), "tokens_spent": usage["tokens"]})
+
+    return asyncio.run(provision())
+
+
+def load_asset(item: MigratedObject, after: list[MigratedObject]) -> dg.AssetsDefinition:
+    """`pipedrive/<object>`, after the objects it links to (`after`), so their ID maps are complete."""
+
     @dg.asset(
         key=["pipedrive", item.name],
-        deps=[["staged", item.name], ["pipedrive", "custom_fields"]],
+        deps=[["staged", item.name], ["pipedrive", "custom_fields"], *(["pipedrive", earlier.name] for earlier in after),
+              *([["pipedrive", "pipelines"]] if item.name == "deals" else [])],
         group_name="load",
         kinds={"pipedrive", "duckdb"},
         pool=PIPEDRIVE_POOL,
@@ -63,6 +85,7 @@ def load_asset(item: MigratedObject) -> dg.AssetsDefinition:
                     "in_doubt": result.in_doubt,
                     "values_refused": result.values_refused,
                     "deferred_links": result.deferred_links,
+                    "links_set": result.links_set,
                     "tokens_spent": usage["tokens"],
                     "requests": usage["requests"],
                     "duration_s": round(result.seconds, 2),
@@ -74,7 +97,7 @@ def load_asset(item: MigratedObject) -> dg.AssetsDefinition:
     return _load
 
 
-LOAD_ASSETS = [load_asset(item) for item in OBJECTS]
+LOAD_ASSETS = [load_asset(item, list(OBJECTS[:position])) for position, item in enumerate(OBJECTS)]
 
 
-defs = dg.Definitions(assets=[custom_fields, *LOAD_ASSETS])
+defs = dg.Definitions(assets=[custom_fields, pipelines, *LOAD_ASSETS])
