@@ -175,6 +175,8 @@ def cat(*parts: Any) -> np.ndarray:
 
 def digits(rng: np.random.Generator, n: int, width: int) -> np.ndarray:
     """`n` zero-padded random numbers of exactly `width` digits."""
+    if n == 0:
+        return np.array([], dtype=f"<U{width}")
     return np.char.zfill(rng.integers(0, 10**width, n).astype(str), width)
 
 

@@ -20,13 +20,13 @@ from typing import Any
 
 import pandas as pd
 
-from migration_pipeline.errors import ApiError, ConfigurationError
+from migration_pipeline.errors import ApiError, BudgetExhausted, ConfigurationError, MigrationError
 from migration_pipeline.mapping.confirmation import require_confirmed
 from migration_pipeline.mapping.payload import CUSTOM_PREFIX, LINKED_OBJECTS, REF_PREFIX, Payload, build_payload, iter_payloads
 from migration_pipeline.mapping.spec import DYNAMICS_ID_FIELD
 from migration_pipeline.mapping.transform import REJECT_COLUMNS
 from migration_pipeline.pipedrive.client import PipedriveClient
-from migration_pipeline.pipedrive.errors import WriteInDoubt
+from migration_pipeline.pipedrive.errors import TrafficBlocked, WriteInDoubt
 from migration_pipeline.validation.diff import matches
 from migration_pipeline.steps.objects import OBJECTS, MigratedObject
 from migration_pipeline.steps.provision import payload_fields
@@ -105,12 +105,15 @@ async def load_object(
     rejects: list[dict[str, Any]] = []
     refused_records: list[str] = []
     in_doubt: list[str] = []
+    stopped: list[MigrationError] = []
     payloads: Iterator[tuple[str, Payload]] = iter_payloads(todo, fields)
 
     with Journal(warehouse.journal_dir, run_id) as journal:
 
         async def worker() -> None:
             for source_id, payload in payloads:
+                if stopped:  # the budget is spent or the account blocked: hand out nothing more
+                    return
                 body = payload.body
                 rejects.extend(dict(object=item.name, source_id=source_id, field=name, value=value, reason=reason, rule="option")
                                for name, value, reason in payload.refused)
@@ -123,6 +126,11 @@ async def load_object(
                     journal.outcome(intent, "in_doubt", detail=error.message)
                     in_doubt.append(source_id)
                     continue
+                except (BudgetExhausted, TrafficBlocked) as error:
+                    # Refused before anything was applied: recorded, left for the next run, and no more sent.
+                    journal.outcome(intent, "not_applied", detail=error.message)
+                    stopped.append(error)
+                    return
                 except ApiError as error:
                     journal.outcome(intent, "failed", detail=error.message)
                     refused_records.append(source_id)
@@ -143,6 +151,9 @@ async def load_object(
         finally:
             warehouse.record_ids(item.name, created_ids, run_id)
 
+    if stopped:  # every worker has finished and its outcome is journaled; what was created is in the ID map
+        warehouse.import_journal()
+        raise stopped[0]
     if in_doubt:
         # Settle in-doubt writes now: the ones Pipedrive did apply are linked, the rest wait for the next run.
         held = await held_dynamics_ids(client, item.resource, fields.codes[DYNAMICS_ID_FIELD])

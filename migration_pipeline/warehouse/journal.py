@@ -43,7 +43,7 @@ class JournalEntry:
     at: str = field(default_factory=utc_now)
     request_digest: str | None = None
     pipedrive_id: str | None = None
-    outcome: str | None = None  # ok | failed | rejected | in_doubt | reconciled
+    outcome: str | None = None  # ok | failed | not_applied | in_doubt
     detail: str | None = None
     before_image: dict[str, Any] | None = None
 
