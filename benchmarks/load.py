@@ -1,6 +1,6 @@
 """How close the loader gets to Pipedrive's own limits: requests/s, 429s and tokens per record.
 
-Usage: `python benchmarks/load.py [--records 50000] [--latency-ms 100] [--burst 100] [--what-if pacer|loop ...]`.
+Usage: `python benchmarks/load.py [--records 50000] [--latency-ms 100] [--burst 100] [--what-if loop]`.
 
 The sandbox of `--records` business records (accounts are 10 % of them, so the default gives
 about 5,000 accounts, plus the organizations the rules add for leads' companies and orphan
@@ -134,29 +134,15 @@ def instrument(client: Any, profile: Profile) -> None:
 def apply_what_if(changes: list[str], executor: Any) -> list[str]:
     """Experiments for the report, NOT the loader as shipped: each patches one cause of lost throughput in this process.
 
-    - `pacer`: the pacer keeps each request's send stamp (the server counts a request when it
-      arrives, a few ms after it leaves, not when its answer is back) and keeps an absolute
-      margin of `WORKERS` below the announced ceiling instead of 10 %: only a request still in
-      flight can be counted by the server later than the client counted it.
+    (The former `pacer` experiment, send stamps with a margin of `WORKERS` places, is superseded
+    by the shipped pacer: a place held from the send until one window after the answer, with the
+    whole announced ceiling less one place, which is exact whatever the latency.)
+
     - `loop`: the journal's appends are flushed but not fsynced, and ID-map upserts run on a
       worker thread, so nothing synchronous holds the event loop. This drops the journal's
       durability: it stands for a group-commit journal writer off the event loop, which keeps it.
     """
     applied = []
-    if "pacer" in changes:
-        from migration_pipeline.pipedrive.ratelimit import RollingWindowLimiter
-
-        def settle(self: Any, stamp: float, headers: Any) -> None:
-            if headers is not None and self._learn:
-                if headers.limit is not None and headers.limit > 0:
-                    self.limit = headers.limit
-                if headers.remaining == 0 and headers.reset:
-                    self.pause(headers.reset)
-            self._known.set()
-
-        RollingWindowLimiter.settle = settle  # type: ignore[method-assign]
-        RollingWindowLimiter.capacity = property(lambda self: max(1, self.limit - WORKERS))  # type: ignore[method-assign,assignment]
-        applied.append(f"pacer: send stamps, ceiling less {WORKERS} (the requests that can be in flight)")
     if "loop" in changes:
         from migration_pipeline.warehouse.catalog import Warehouse
         from migration_pipeline.warehouse.journal import Journal
@@ -254,7 +240,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--latency-ms", type=float, default=100.0, help="Pipedrive simulator latency per request")
     parser.add_argument("--burst", type=int, default=100, help="Pipedrive burst limit: requests per 2 s per token")
-    parser.add_argument("--what-if", action="append", default=[], choices=["pacer", "loop"],
+    parser.add_argument("--what-if", action="append", default=[], choices=["loop"],
                         help="an experiment, not the shipped loader: patch one cause of lost throughput (repeatable)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -312,20 +298,15 @@ def main() -> int:
     print(f"  (client's own count: {usage.tokens:,} tokens, {usage.retries} retries; "
           f"by operation: {dict(usage.requests_by_operation)})")
 
-    # Where the time went. The shipped pacer stamps each request again at its answer, so a request
-    # holds its place in the 2 s window from the moment it leaves until 2 s after its answer.
-    from migration_pipeline.pipedrive.ratelimit import HEADROOM, WINDOW_SECONDS
+    # Where the time went. The shipped pacer holds a request's place from the moment it leaves
+    # until one window after its answer: the server counted it somewhere in between.
+    from migration_pipeline.pipedrive.ratelimit import RESERVE, WINDOW_SECONDS
 
     mean_trip = statistics.fmean(profile.round_trips) if profile.round_trips else math.nan
-    if "pacer" in args.what_if:
-        capacity = args.burst - WORKERS
-        pacer_ceiling = capacity / WINDOW_SECONDS
-        pacer_rule = f"{capacity} per window (what-if: {args.burst} less {WORKERS} in flight) / {WINDOW_SECONDS:g} s (send stamps)"
-    else:
-        capacity = max(1, math.floor(args.burst * HEADROOM))
-        pacer_ceiling = capacity / (WINDOW_SECONDS + mean_trip)
-        pacer_rule = (f"{capacity} per window (HEADROOM {HEADROOM:g} x {args.burst}) / ({WINDOW_SECONDS:g} s + "
-                      f"{mean_trip * 1000:.0f} ms held until the answer)")
+    capacity = max(1, args.burst - RESERVE)
+    pacer_ceiling = capacity / (WINDOW_SECONDS + mean_trip)
+    pacer_rule = (f"{capacity} places ({args.burst} less a reserve of {RESERVE}) / ({WINDOW_SECONDS:g} s + "
+                  f"{mean_trip * 1000:.0f} ms in flight)")
     concurrency_ceiling = WORKERS / mean_trip  # load_object's default workers
     busy = sum(profile.round_trips) / elapsed
     print("\nprofile")

@@ -221,12 +221,13 @@ def run(ctx: click.Context) -> None:
     assets = materialized(result)
     for key, metadata in sorted(assets.items()):
         if key.startswith("pipedrive/") and "created" in metadata:
+            updated = f", {metadata['links_set']:,} updated" if metadata.get("links_set") else ""
             if metadata["created"] == 0 and metadata["in_doubt"] == 0 and metadata["refused"] == 0:
-                click.echo(f"  {key}: nothing new to create ({metadata['dagster/row_count']:,} already in Pipedrive)")
+                click.echo(f"  {key}: nothing new to create ({metadata['dagster/row_count']:,} already in Pipedrive){updated}")
             else:
                 click.echo(
-                    f"  {key}: created {metadata['created']:,}, already there {metadata['already_loaded'] + metadata['linked_by_read_back']:,}, "
-                    f"refused {metadata['refused']}, in doubt {metadata['in_doubt']} ({metadata['tokens_spent']:,} tokens)"
+                    f"  {key}: created {metadata['created']:,}, already there {metadata['already_loaded'] + metadata['linked_by_read_back'] + metadata.get('linked_existing', 0):,}, "
+                    f"refused {metadata['refused']}, in doubt {metadata['in_doubt']}{updated} ({metadata['tokens_spent']:,} tokens)"
                 )
             if metadata.get("values_refused") or metadata.get("deferred_links"):
                 click.echo(f"    {metadata.get('values_refused', 0)} values with no Pipedrive option (staged.rejects, rule 'option'); "
@@ -251,6 +252,84 @@ def verify(ctx: click.Context) -> None:
         metadata = {key: value.value for key, value in evaluation.metadata.items()}
         click.echo(f"  {name}: {evaluation.description}, {metadata['tokens_spent']} tokens")
         click.echo("\n".join("    " + line for line in str(metadata["summary"]).splitlines()))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON (for scripts).")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """What is extracted, planned, staged, loaded and verified; Pipedrive tokens spent today and budget left; what to run next."""
+    from migration_pipeline.steps.status import migration_status
+    from migration_pipeline.warehouse.catalog import Warehouse
+
+    settings = settings_of(ctx)  # reads MIGRATION_HOME and the mappings dir only: no network
+    report = migration_status(Warehouse(settings.migration_home), settings.migration_mappings_dir)
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+        return
+    click.echo("\n".join(status_lines(report)))
+
+
+def status_lines(report: Any) -> list[str]:
+    """`migrate status` as text: the home and plan, a row per object, the token lines, the next command."""
+    import textwrap
+
+    def cell(value: int | None, applies: bool = True) -> str:
+        return "-" if not applies else "?" if value is None else f"{value:,}"
+
+    when = f", the last at {report.extracted_at}" if report.extracted_at else ""
+    extracted = f"{report.raw_tables} tables extracted{when}" if report.raw_tables else "nothing extracted yet"
+    lines = [f"MIGRATION_HOME {report.home}: {extracted}", f"Plan ({report.mappings_dir}): {report.plan_detail}"]
+    if report.warehouse_note:
+        lines.append(textwrap.fill(f"Note: {report.warehouse_note}.", width=110, subsequent_indent="  "))
+    header = ("object", "extracted", "staged", "rejected", "loaded", "to load", "verified", "differing")
+    rows = []
+    for item in report.objects:
+        staged = item.staged is not None
+        rejected = "-" if not staged else "?" if item.rejected_records is None else f"{item.rejected_records:,}/{item.rejected_values:,}"
+        differing = None if item.verified is None else (item.differing or 0) + (item.missing or 0)
+        rows.append((item.name, cell(item.extracted, item.extracted is not None), cell(item.staged, staged), rejected,
+                     cell(item.loaded, item.loadable), cell(item.left_to_load, item.loadable),
+                     cell(item.verified, item.loadable and item.verified is not None),
+                     cell(differing, item.loadable and item.verified is not None)))
+    if any(item.extracted is not None or item.staged is not None for item in report.objects):
+        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+        for row in [header, *rows]:
+            lines.append("  " + "  ".join(value.ljust(widths[0]) if i == 0 else value.rjust(widths[i]) for i, value in enumerate(row)))
+        waiting = [item.name for item in report.objects if not item.loadable]
+        note = ("(rejected: whole records/single values in staged.rejects; differing: values differing + records missing"
+                + (f"; loaded '-': {', '.join(waiting)} wait for the loader)" if waiting else ")"))
+        lines.append(textwrap.fill(note, width=110, initial_indent="  ", subsequent_indent="   "))
+    lines += budget_lines(report.budget) if not report.warehouse_note else [
+        "Pipedrive tokens and the remaining load: unknown until the warehouse can be read"]
+    lines.append(textwrap.fill(f"Next: {('`' + report.next_command + '`') if report.next_command else 'nothing to run'}. "
+                               f"{report.advice}", width=110, subsequent_indent="  "))
+    return lines
+
+
+def budget_lines(budget: Any) -> list[str]:
+    """The token lines of `migrate status`: spent today, the daily budget left, what the rest of the load needs."""
+    if budget.steps_today:
+        limited = f", {budget.rate_limited_today:,} answered 429 (rate limited)" if budget.rate_limited_today else ""
+        lines = [f"Pipedrive tokens spent today (UTC): {budget.tokens_today:,} in {budget.requests_today:,} requests "
+                 f"over {budget.steps_today} recorded steps{limited}"]
+    else:
+        lines = ["Pipedrive tokens spent today (UTC): none recorded"]
+    left = budget.estimated_left
+    if left is None:
+        lines.append("Daily token budget left: unknown (no recorded step has seen Pipedrive's figures yet)")
+    else:
+        source = (f"Pipedrive's figure at {budget.reported_at:%H:%M} UTC" if budget.reported_today
+                  else "estimated: the budget has reset since Pipedrive last reported it, less today's recorded spend")
+        limit = f" of {budget.daily_token_limit:,}" if budget.daily_token_limit else ""
+        lines.append(f"Daily token budget left: about {left:,}{limit} ({source})")
+    remaining = f"Remaining load: {budget.creates_to_load:,} creates, about {budget.tokens_to_load:,} tokens"
+    if budget.days_to_load is not None and budget.tokens_to_load:
+        remaining += f" ({budget.days_to_load:.2f} daily budgets)"
+    if budget.creates_waiting:
+        remaining += f"; staged for later objects: {budget.creates_waiting:,} creates, about {budget.tokens_waiting:,} tokens"
+    lines.append(remaining)
+    return lines
 
 
 @main.command()

@@ -8,11 +8,17 @@ reprs and exceptions.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from migration_pipeline.errors import ConfigurationError
+
+# How staged rows are matched to records the Pipedrive account held before the migration
+# (migration_pipeline/steps/existing.py states the rule).
+PersonMatch = Literal["email", "none"]
+OrganizationMatch = Literal["name", "name_and_domain", "none"]
 
 
 class Settings(BaseSettings):
@@ -35,6 +41,14 @@ class Settings(BaseSettings):
     migration_home: Path = Path(".migration")
     migration_mappings_dir: Path = Path("mappings")
 
+    # Linking, not duplicating, records that exist in Pipedrive before the migration.
+    migration_match_persons: PersonMatch = Field(
+        default="email", description="Persons: 'email' (any email, trimmed, case-folded) or 'none'"
+    )
+    migration_match_organizations: OrganizationMatch = Field(
+        default="name", description="Organizations: 'name' (normalised), 'name_and_domain' (and the website's domain) or 'none'"
+    )
+
     @field_validator("dynamics_url", "pipedrive_url", "dynamics_authority_url")
     @classmethod
     def _strip_trailing_slash(cls, value: str | None) -> str | None:
@@ -44,6 +58,11 @@ class Settings(BaseSettings):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("must start with https:// (or http:// for a local sandbox)")
         return value or None
+
+    @field_validator("migration_match_persons", "migration_match_organizations", mode="before")
+    @classmethod
+    def _fold_rule(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @property
     def pipedrive_api_tokens(self) -> list[SecretStr]:

@@ -139,12 +139,16 @@ def _folded(label: str) -> str:
     return " ".join(label.split()).casefold()
 
 
-def _link(payload: Payload, key: str, custom: bool, value: Any, linked: str, idmap: Mapping[str, str]) -> int | None:
+def _link(payload: Payload, key: str, custom: bool, value: Any, linked: str, idmap: Mapping[str, str]) -> Any:
+    """A Dynamics id (or a list of them) as Pipedrive ids; lead ids are UUIDs, every other id a number."""
+    if isinstance(value, list):
+        ids = [_link(payload, key, custom, item, linked, idmap) for item in value]
+        return [item for item in ids if item is not None] or None
     pipedrive_id = idmap.get(str(value))
     if pipedrive_id is None:
         payload.deferred.append(Deferred(key, custom, linked, str(value)))
         return None
-    return int(pipedrive_id)
+    return int(pipedrive_id) if pipedrive_id.isdigit() else pipedrive_id
 
 
 def iter_payloads(staged: pd.DataFrame, fields: PayloadFields) -> Iterator[tuple[str, Payload]]:

@@ -19,7 +19,9 @@ It is async (the loader runs many requests at once); `run_sync` serves simple ca
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import mimetypes
+import sys
 import tempfile
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -74,6 +76,23 @@ NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 NO_ANSWER = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 SPOOL_IN_MEMORY = 16 * 1024 * 1024
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+
+
+def _settle_the_sniffio_question() -> None:
+    """Make httpcore's per-request `import sniffio` cheap when sniffio is not installed.
+
+    httpcore asks `import sniffio` each time it sets up one of its locks, several times per
+    request. A module that is not installed is not cached as missing, so each ask searched
+    every directory of `sys.path` again: about 2 ms of the event loop per request, 10 % of a
+    loader sending 47 requests a second. Recording the absence once (`None` in
+    `sys.modules`, the import system's own "known missing" mark) answers the same
+    ImportError at once; with sniffio installed nothing changes.
+    """
+    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+        sys.modules["sniffio"] = None  # type: ignore[assignment]
+
+
+_settle_the_sniffio_question()
 
 
 def version_for(resource: str) -> Version:

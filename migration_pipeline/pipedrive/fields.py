@@ -24,6 +24,9 @@ ENTITIES = ("deal", "person", "organization", "product", "activity", "project", 
 OPTION_TYPES = frozenset({"enum", "set"})
 
 
+WRITE_ATTEMPTS = 3  # a write Pipedrive proved it had not applied is sent again, this many times in all
+
+
 class CustomFieldRegistry:
     """Field definitions per entity, loaded once and kept current as fields are created."""
 
@@ -77,31 +80,46 @@ class CustomFieldRegistry:
             return field.field_code
 
     async def _create(self, entity: str, name: str, field_type: str, options: list[str] | None) -> FieldDefinition:
+        """Create the field; a create left in doubt is settled by re-reading the fields (they are found by name)
+        and sent again only when the re-read proves it was not applied."""
         body: dict[str, Any] = {"field_name": name, "field_type": field_type}
         if field_type in OPTION_TYPES:
             body["options"] = [{"label": label} for label in options or []]
-        try:
-            created = FieldDefinition.model_validate(await self.client.create(f"{entity}Fields", body))
-        except WriteInDoubt:
-            # Fields are found by name, so reconciling is a re-read: reuse it if it was created.
-            del self._fields[entity]
-            existing = await self.find(entity, name)
-            if existing is None:
-                raise
-            return existing
-        self._fields[entity].append(created)
-        return created
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                created = FieldDefinition.model_validate(await self.client.create(f"{entity}Fields", body))
+            except WriteInDoubt:
+                del self._fields[entity]
+                existing = await self.find(entity, name)
+                if existing is not None:
+                    return existing
+                if attempt == WRITE_ATTEMPTS:
+                    raise
+                continue
+            self._fields[entity].append(created)
+            return created
+        raise AssertionError("unreachable")
 
     async def _add_options(self, entity: str, field: FieldDefinition, labels: list[str]) -> None:
-        known = field.option_ids()
-        missing = [label for label in dict.fromkeys(labels) if label not in known]
-        if not missing:
+        """Add the labels the field lacks; an add left in doubt is settled by re-reading the field, as `_create`."""
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            known = field.option_ids()
+            missing = [label for label in dict.fromkeys(labels) if label not in known]
+            if not missing:
+                return
+            body = [{"label": label} for label in missing]
+            try:
+                added = await self.client.create(f"{entity}Fields/{field.field_code}/options", body)
+            except WriteInDoubt:
+                del self._fields[entity]
+                field = await self.find(entity, field.field_name) or field
+                if attempt == WRITE_ATTEMPTS:
+                    raise
+                continue
+            present = {option.label for option in field.options or []}
+            new = [FieldOption.model_validate(option) for option in added or [] if option["label"] not in present]
+            field.options = [*(field.options or []), *new]
             return
-        body = [{"label": label} for label in missing]
-        added = await self.client.create(f"{entity}Fields/{field.field_code}/options", body)
-        present = {option.label for option in field.options or []}
-        new = [FieldOption.model_validate(option) for option in added or [] if option["label"] not in present]
-        field.options = [*(field.options or []), *new]
 
 
 def _check(entity: str) -> None:

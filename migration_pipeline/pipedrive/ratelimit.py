@@ -3,10 +3,13 @@
 Pipedrive counts requests per API token in a rolling 2-second window (20 to 120 depending on
 the plan, search endpoints 10 on every plan) and answers 429 beyond it. A client that keeps
 sending after 429s gets the whole account blocked by Cloudflare, so the pacer's job is to
-never get there: each token has a `RollingWindowLimiter` that allows at most `capacity`
-sends in any window, where the capacity is a safe share of the ceiling the server announces
-in `x-ratelimit-limit`. Until the first answer tells the ceiling, only one request is let
-out (a probe), so a burst of concurrent callers cannot overrun a small plan.
+never get there: each token has a `RollingWindowLimiter` that holds at most `capacity`
+places, where a request holds one from the moment it leaves until one window after its answer
+(the server counted it somewhere in between), and the capacity is the ceiling the server
+announces in `x-ratelimit-limit` less the places other programs on the same token are seen
+holding (from `x-ratelimit-remaining`). Until the first answer tells the ceiling,
+only one request is let out (a probe), so a burst of concurrent callers cannot overrun a small
+plan.
 
 Time is injected (`clock`, `sleep`) so the arithmetic is tested without waiting.
 """
@@ -15,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 import math
 import random
 import time
@@ -29,9 +31,11 @@ WINDOW_SECONDS = 2.0
 # response says otherwise.
 DEFAULT_BURST_LIMIT = 20
 SEARCH_BURST_LIMIT = 10
-# The share of the announced ceiling the pacer uses: our window and the server's are not
-# aligned, and requests arrive with jitter, so staying a little below avoids edge 429s.
-HEADROOM = 0.9
+# Places of the announced ceiling the pacer leaves unused. Its count is exact for its own
+# requests and learns other programs' from `x-ratelimit-remaining` (see `RollingWindowLimiter`),
+# so this is no margin for jitter: one place absorbs another program's request before any
+# answer has shown that program.
+RESERVE = 1
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -125,11 +129,26 @@ def retry_delay(
 class RollingWindowLimiter:
     """At most `capacity` requests in any `window` seconds, learning the ceiling from headers.
 
-    `capacity` is `HEADROOM` of the announced limit. A request holds its place from the
-    moment it is let out until its answer arrives, and then from the answer's time: the
-    server counts it on arrival, somewhere in between, so stamping it with the later time
-    can only err on the safe side. A 429 or an exhausted server window
-    (`x-ratelimit-remaining: 0`) pauses every caller until the server's reset.
+    The server counts a request at the moment it arrives, which the client cannot see: it
+    lies somewhere between the send and the answer. So a request holds its place from the
+    moment it is let out (it is *in flight*) until `window` seconds after its answer (or its
+    failure) is in. A new request arriving at the server at any time after now can then
+    only find there the requests this window counts: one answered before `now - window`
+    arrived before that, whatever the latency or how late the event loop sent it. This is
+    exact, not a guess, so no share of the ceiling is given up to jitter or to windows that
+    are not aligned: the capacity is the announced ceiling less `reserve` places (one by
+    default, see `RESERVE`).
+
+    What the client cannot count is other programs on the same token. Each answer tells how
+    full the server's window was when it counted the request (`x-ratelimit-limit` less
+    `x-ratelimit-remaining`); whatever exceeds the most this client's own requests could
+    explain is someone else's, and that many places are left to them for a window. An
+    exhausted server window (`x-ratelimit-remaining: 0`) with such foreign traffic in it, or
+    a 429, pauses every caller until the server's reset; one filled by this client's own
+    requests needs no pause, the count already waits exactly as long as needed.
+
+    In steady state a request costs `window + round trip` of one place, so one token carries
+    `capacity / (window + round trip)` requests a second.
     """
 
     def __init__(
@@ -137,18 +156,23 @@ class RollingWindowLimiter:
         limit: int = DEFAULT_BURST_LIMIT,
         *,
         window: float = WINDOW_SECONDS,
-        headroom: float = HEADROOM,
+        reserve: int = RESERVE,
         learn: bool = True,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
+        if reserve < 0:
+            raise ValueError("reserve must not be negative")
         self.window = window
-        self.headroom = headroom
+        self.reserve = reserve
         self.limit = limit
         self._learn = learn
         self._clock = clock
         self._sleep = sleep
-        self._sent: list[float] = []  # sorted stamps of the requests in the window
+        self._answered: list[float] = []  # sorted answer stamps of finished requests, kept for two windows
+        self._foreign = 0  # places other programs were seen holding ...
+        self._foreign_until = 0.0  # ... until then
+        self._in_flight = 0  # let out, not answered yet: each holds a place until its answer is in
         self._paused_until = 0.0
         # Until a response announces the ceiling, one probe at a time (see the module doc).
         self._known = asyncio.Event()
@@ -157,27 +181,47 @@ class RollingWindowLimiter:
         self._probe_out = False
         self._queued = 0
         self._lock = asyncio.Lock()
+        self._settled = asyncio.Event()  # set by each answer: wakes a caller waiting on requests in flight
 
     @property
     def capacity(self) -> int:
-        return max(1, math.floor(self.limit * self.headroom))
+        return max(1, self.limit - self.reserve)
 
     @property
     def learned(self) -> bool:
         return self._known.is_set()
 
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def available(self, now: float) -> int:
+        """The places this client may hold at `now`: the capacity less what other programs were seen holding."""
+        foreign = self._foreign if now < self._foreign_until else 0
+        return max(1, self.capacity - foreign)
+
+    def _held_since(self, since: float) -> int:
+        """This client's requests in flight or answered after `since`."""
+        return self._in_flight + len(self._answered) - bisect.bisect_right(self._answered, since)
+
     def delay(self, now: float) -> float:
-        """Seconds until one more request fits (0: now). Records nothing."""
-        del self._sent[: bisect.bisect_right(self._sent, now - self.window)]
+        """Seconds until one more request fits (0: now; `math.inf`: not before an answer is in). Records nothing."""
+        del self._answered[: bisect.bisect_right(self._answered, now - 2 * self.window)]
         wait = self._paused_until - now
-        if len(self._sent) >= self.capacity:
-            wait = max(wait, self._sent[len(self._sent) - self.capacity] + self.window - now)
+        first = bisect.bisect_right(self._answered, now - self.window)  # the oldest answer still holding a place
+        held = len(self._answered) - first
+        excess = self._in_flight + held - self.available(now)  # places to free before one more fits
+        if excess >= 0:
+            if excess < held:
+                wait = max(wait, self._answered[first + excess] + self.window - now)
+            else:  # the window is full of requests still in flight: only their answers can start freeing it
+                return math.inf
         return max(0.0, wait)
 
     def in_window(self, now: float) -> int:
-        """How many requests count in the window ending at `now`."""
+        """How many places are held at `now`: requests in flight and those answered in the last window."""
         self.delay(now)
-        return len(self._sent)
+        return self._held_since(now - self.window)
 
     def load(self, now: float) -> float:
         """How full the window is, counting callers still queued: 1.0 is one full window."""
@@ -186,7 +230,8 @@ class RollingWindowLimiter:
     async def acquire(self) -> float:
         """Wait for a free place in the window and take it (first come, first served).
 
-        Returns the place's stamp, to hand back to `settle` when the answer arrives.
+        Returns the time it was let out, to hand back to `settle` when the answer arrives.
+        Every acquired place must be settled exactly once, answered or not.
         """
         self._queued += 1
         try:
@@ -197,24 +242,37 @@ class RollingWindowLimiter:
                     else:
                         self._probe_out = True
                 while (wait := self.delay(self._clock())) > 0:
-                    await self._sleep(wait)
-                stamp = self._clock()
-                bisect.insort(self._sent, stamp)
-                return stamp
+                    if math.isinf(wait):
+                        self._settled.clear()
+                        await self._settled.wait()
+                    else:
+                        await self._sleep(wait)
+                self._in_flight += 1
+                return self._clock()
         finally:
             self._queued -= 1
 
     def settle(self, stamp: float, headers: RateLimitHeaders | None) -> None:
-        """The request stamped `stamp` is over: re-stamp it now, and learn from its headers
-        (None: no answer, or one that must not teach this window)."""
-        with contextlib.suppress(ValueError):  # already out of the window: a slow request
-            self._sent.remove(stamp)
-        bisect.insort(self._sent, self._clock())
+        """The request let out at `stamp` (what `acquire` returned) is over (answered, failed or
+        cancelled): it keeps its place until one window after now. Learn from its headers (None:
+        no answer, or one that must not teach this window)."""
+        now = self._clock()
+        self._in_flight = max(0, self._in_flight - 1)
+        # The most of this client's requests the server can have counted with this one: it arrived
+        # after `stamp`, so none answered a window before that was still in its window.
+        own = self._held_since(stamp - self.window) + 1
+        bisect.insort(self._answered, now)
+        self._settled.set()
         if headers is not None and self._learn:
             if headers.limit is not None and headers.limit > 0:
                 self.limit = headers.limit
-            if headers.remaining == 0 and headers.reset:
-                self.pause(headers.reset)
+            if headers.remaining is not None:
+                foreign = self.limit - headers.remaining - own
+                if foreign > 0:  # someone else uses this token: leave them their places for a window
+                    self._foreign = foreign if now >= self._foreign_until else max(self._foreign, foreign)
+                    self._foreign_until = now + self.window
+                    if headers.remaining == 0 and headers.reset:
+                        self.pause(headers.reset)
         # Whatever the outcome, the probe is over: without headers, keep the default ceiling.
         self._known.set()
 
@@ -258,7 +316,13 @@ class TokenLane:
 
     async def acquire(self, *, search: bool) -> Permit:
         search_stamp = await self.search.acquire() if search else None
-        return Permit(self, search, await self.burst.acquire(), search_stamp)
+        try:
+            burst_stamp = await self.burst.acquire()
+        except BaseException:  # cancelled while waiting: give the search place back (it never left)
+            if search_stamp is not None:
+                self.search.settle(search_stamp, None)
+            raise
+        return Permit(self, search, burst_stamp, search_stamp)
 
     def pause(self, seconds: float) -> None:
         self.burst.pause(seconds)

@@ -36,8 +36,12 @@ PERSONS = _planned("persons", "persons", "person", "contact", "contacts")
 PRODUCTS = _planned("products", "products", "product", "product", "products")
 DEALS = _planned("deals", "deals", "deal", "opportunity", "opportunities")
 
-# In load order (DESIGN.md): the objects the loader moves today, each a v2 resource with a "Dynamics ID".
+LEADS = _planned("leads", "leads", "deal", "lead", "leads")  # leads carry the deal custom fields
+
+# In load order (DESIGN.md): the objects with a "Dynamics ID", each a v2 resource.
 OBJECTS: tuple[MigratedObject, ...] = (ORGANIZATIONS, PERSONS, PRODUCTS, DEALS)
+# The objects whose custom fields provisioning creates: those, and leads (on the deal fields).
+FIELD_OBJECTS: tuple[MigratedObject, ...] = (*OBJECTS, LEADS)
 
 
 # Every object of DESIGN.md's table, each with a workbook file the plan proposes column by column.
@@ -46,7 +50,7 @@ WORKBOOK_OBJECTS: tuple[MigratedObject, ...] = (
     ORGANIZATIONS,
     PERSONS,
     DEALS,
-    _planned("leads", "leads", "deal", "lead", "leads"),  # leads carry the deal custom fields
+    LEADS,
     PRODUCTS,
     _planned("deal_products", "deals/{id}/products", "deal_product", "opportunityproduct", "opportunityproducts"),
     _planned("activities", "activities", "activity", "activitypointer", "activitypointers"),

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from migration_pipeline.mapping.confirmation import require_confirmed
 from migration_pipeline.mapping.payload import PayloadFields
 from migration_pipeline.pipedrive.client import PipedriveClient
-from migration_pipeline.pipedrive.fields import CustomFieldRegistry
-from migration_pipeline.steps.objects import OBJECTS
-from migration_pipeline.mapping.rules import deals, persons, products
+from migration_pipeline.pipedrive.errors import WriteInDoubt
+from migration_pipeline.pipedrive.fields import WRITE_ATTEMPTS, CustomFieldRegistry
+from migration_pipeline.steps.objects import FIELD_OBJECTS
+from migration_pipeline.mapping.rules import deals, leads, persons, products
 from migration_pipeline.mapping.rules.custom_entities import custom_fields as custom_entity_fields
 from migration_pipeline.mapping.spec import CustomFieldTarget
 from migration_pipeline.steps.plan import Plan, load_plan
 from migration_pipeline.warehouse.catalog import Warehouse
 
 # The custom fields each object's rules write (besides its workbook's).
-RULE_CUSTOM_FIELDS = {"persons": persons.CUSTOM_FIELDS, "products": products.CUSTOM_FIELDS, "deals": deals.CUSTOM_FIELDS}
+RULE_CUSTOM_FIELDS = {"persons": persons.CUSTOM_FIELDS, "products": products.CUSTOM_FIELDS, "deals": deals.CUSTOM_FIELDS,
+                      "leads": (*deals.CUSTOM_FIELDS[:3], *leads.CUSTOM_FIELDS)}  # leads: the deal fields their rules fill
 FIELDS_TABLE = "idmap.fields"
 FIELDS_COLUMNS = "object VARCHAR, name VARCHAR, field_code VARCHAR, field_type VARCHAR, is_custom BOOLEAN, options JSON"
 OPTION_TYPES = ("enum", "set")
@@ -35,7 +38,7 @@ async def provision_custom_fields(client: PipedriveClient, warehouse: Warehouse,
     plan = load_plan(mappings_dir)
     registry = CustomFieldRegistry(client)
     rows = []
-    for item in OBJECTS:
+    for item in FIELD_OBJECTS:
         wanted = custom_fields_for(plan, item.name)
         for custom in wanted:
             await registry.ensure(item.field_entity, custom.name, custom.field_type, custom.options)
@@ -69,6 +72,25 @@ def custom_fields_for(plan: Plan, object_name: str) -> list[CustomFieldTarget]:
     return list({field.name: field for field in reversed(wanted)}.values())[::-1]
 
 
+async def create_named(client: PipedriveClient, resource: str, body: dict[str, Any], params: dict[str, Any] | None = None) -> Any:
+    """Create a record found by its name (a pipeline, a stage, a lead label). A create left in doubt (a 5xx, a
+    timeout) is settled by listing them: the one Pipedrive applied is used, and only a proven absence is resent."""
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            return await client.create(resource, body)
+        except WriteInDoubt:
+            if resource == "leadLabels":
+                listed = list(await client.request("GET", resource, version="v1") or [])
+            else:
+                listed = [record async for record in client.iterate(resource, params)]
+            found = [record for record in listed if record.get("name") == body["name"]]
+            if found:
+                return found[0]
+            if attempt == WRITE_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
 async def provision_pipelines(client: PipedriveClient, warehouse: Warehouse, mappings_dir: Path, run_id: str) -> dict[str, str]:
     """A pipeline per sales process and its stages, in order, found by name or created; `idmap.stages` keys them.
 
@@ -80,7 +102,7 @@ async def provision_pipelines(client: PipedriveClient, warehouse: Warehouse, map
     pipelines = {p["name"]: p for p in [row async for row in client.iter_v2("pipelines")]}
     stage_ids: dict[str, str] = {}
     for entry in plan.stage_map.pipelines:
-        pipeline = pipelines.get(entry.pipedrive_pipeline) or await client.create("pipelines", {"name": entry.pipedrive_pipeline})
+        pipeline = pipelines.get(entry.pipedrive_pipeline) or await create_named(client, "pipelines", {"name": entry.pipedrive_pipeline})
         existing = {s["name"]: s for s in [row async for row in client.iter_v2("stages", {"pipeline_id": pipeline["id"]})]}
         for stage in entry.stages:
             key = f"{entry.pipedrive_pipeline}/{stage.pipedrive_stage}"
@@ -91,7 +113,7 @@ async def provision_pipelines(client: PipedriveClient, warehouse: Warehouse, map
                 body = {"name": stage.pipedrive_stage, "pipeline_id": pipeline["id"]}
                 if stage.probability is not None:
                     body["deal_probability"] = stage.probability
-                found = await client.create("stages", body)
+                found = await create_named(client, "stages", body, {"pipeline_id": pipeline["id"]})
                 existing[stage.pipedrive_stage] = found
             stage_ids[key] = str(found["id"])
     warehouse.record_ids("stages", stage_ids, run_id)
@@ -105,7 +127,27 @@ def provisioned_fields(warehouse: Warehouse, object_name: str) -> pd.DataFrame:
         return con.execute(f"SELECT * FROM {FIELDS_TABLE} WHERE object = ?", [object_name]).df()
 
 
-LINKED_OBJECTS = ("organizations", "persons", "products", "deals", "stages")
+LINKED_OBJECTS = ("organizations", "persons", "products", "deals", "stages", "leads", "lead_labels")
+LEAD_LABELS_TABLE = "lead_labels"
+LEAD_LABEL_COLOR = "gray"
+
+
+async def provision_lead_labels(client: PipedriveClient, warehouse: Warehouse, run_id: str) -> dict[str, str]:
+    """Every lead label staged leads carry ("Disqualified (Dynamics)"...), found by name or created; `idmap.lead_labels`
+    keys each by its name, what staged leads hold in `ref:label_ids:lead_labels`."""
+    if not warehouse.staged_path("leads").exists():
+        return {}
+    staged = warehouse.read_staged("leads")
+    column = f"ref:label_ids:{LEAD_LABELS_TABLE}"
+    names = sorted({str(name) for labels in staged.get(column, pd.Series(dtype=object)).dropna() for name in labels})
+    existing = {label["name"]: str(label["id"]) for label in await client.request("GET", "leadLabels", version="v1") or []}
+    for name in names:
+        if name not in existing:
+            created = await create_named(client, "leadLabels", {"name": name, "color": LEAD_LABEL_COLOR})
+            existing[name] = str(created["id"])
+    labels = {name: existing[name] for name in names}
+    warehouse.record_ids(LEAD_LABELS_TABLE, labels, run_id)
+    return labels
 
 
 def payload_fields(warehouse: Warehouse, object_name: str, linked_objects: tuple[str, ...] = LINKED_OBJECTS) -> PayloadFields:

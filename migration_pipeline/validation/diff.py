@@ -4,13 +4,18 @@ Both sides go through the same normalisation (trimmed strings, whole numbers as 
 values as absent, objects compared on the parts we wrote), then every field we wrote is
 compared one by one. A record that is gone is one `(record)` row; a field whose value differs
 is one row with both values side by side.
+
+Records linked to ones that existed in Pipedrive before the migration (`linked`) were never
+written by it, so their fields are not compared: each is counted on one `(linked existing)`
+summary row instead (equal when the record is there, missing, with a difference row, when it is
+gone).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +24,7 @@ import pandas as pd
 DIFF_COLUMNS = ["object", "source_id", "pipedrive_id", "field", "expected", "actual", "rule"]
 SUMMARY_COLUMNS = ["object", "field", "compared", "equal", "differing", "missing"]
 RECORD = "(record)"
+LINKED = "(linked existing)"
 
 
 def normalize(value: Any) -> Any:
@@ -78,16 +84,25 @@ class DiffResult:
     def clean(self) -> bool:
         return self.differences.empty
 
+    @property
+    def linked(self) -> int:
+        """How many records are linked to ones that existed before the migration (not field-compared)."""
+        rows = self.summary.loc[self.summary["field"] == LINKED, "compared"]
+        return int(rows.iloc[0]) if len(rows) else 0
+
 
 def diff_object(
     object_name: str,
     expected: Iterable[tuple[str, str | None, dict[str, Any]]],
     actual: Mapping[str, Mapping[str, Any]],
     field_names: Mapping[str, str],
+    linked: Collection[str] = frozenset(),
 ) -> DiffResult:
     """Compare `(source id, pipedrive id, body)` triples with the Pipedrive records keyed by id.
 
     A triple without a Pipedrive id is a staged record that was never loaded: missing too.
+    A triple whose source id is in `linked` points at a record that existed before the
+    migration: only its presence is checked, under `(linked existing)`.
 
     `field_names` turns custom-field keys back into names, so reports speak of "Main Phone", not
     of a 40-character hash.
@@ -102,6 +117,14 @@ def diff_object(
 
     for source_id, pipedrive_id, body in expected:
         record = None if pipedrive_id is None else actual.get(str(pipedrive_id))
+        if pipedrive_id is not None and source_id in linked:
+            if record is None or record.get("is_deleted"):
+                count(LINKED, 3)
+                rows.append(dict(object=object_name, source_id=source_id, pipedrive_id=str(pipedrive_id), field=LINKED,
+                                 expected="present", actual=None, rule="missing"))
+            else:
+                count(LINKED, 1)
+            continue
         if record is None or record.get("is_deleted"):
             count(RECORD, 3)
             rows.append(dict(object=object_name, source_id=source_id, pipedrive_id=pipedrive_id and str(pipedrive_id), field=RECORD,

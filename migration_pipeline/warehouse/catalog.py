@@ -30,10 +30,12 @@ TABLES = {
         "run_id VARCHAR, seq BIGINT, \"at\" TIMESTAMPTZ, operation VARCHAR, object VARCHAR, source_id VARCHAR, "
         "pipedrive_id VARCHAR, request_digest VARCHAR, before_image JSON, outcome VARCHAR, detail VARCHAR"
     ),
+    # One row per (run, step) that called Pipedrive: `steps/accounting.py` writes it, `migrate status` reads it.
     "audit.runs": (
-        "run_id VARCHAR, kind VARCHAR, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, status VARCHAR, "
-        "objects VARCHAR, created BIGINT, skipped BIGINT, failed BIGINT, requests BIGINT, tokens BIGINT, "
-        "rate_limited BIGINT, retries BIGINT, usage JSON"
+        '"run_id" VARCHAR, "step" VARCHAR, "started_at" TIMESTAMPTZ, "finished_at" TIMESTAMPTZ, "seconds" DOUBLE, '
+        '"requests" BIGINT, "tokens" BIGINT, "rate_limited" BIGINT, "retries" BIGINT, "requests_by_operation" JSON, '
+        '"tokens_by_operation" JSON, "tokens_by_object" JSON, "daily_token_limit" BIGINT, "daily_tokens_remaining" BIGINT, '
+        '"daily_requests_left" BIGINT, "counts" JSON'
     ),
     "validation.field_diff": (
         "object VARCHAR, source_id VARCHAR, pipedrive_id VARCHAR, field VARCHAR, expected VARCHAR, actual VARCHAR, rule VARCHAR"
