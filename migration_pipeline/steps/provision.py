@@ -159,5 +159,5 @@ def payload_fields(warehouse: Warehouse, object_name: str, linked_objects: tuple
         codes=dict(zip(custom["name"], custom["field_code"], strict=True)),
         types=dict(zip(custom["name"], custom["field_type"], strict=True)),
         options=options,
-        links={name: warehouse.idmap(name) for name in linked_objects},
+        links=warehouse.idmaps(linked_objects),
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +46,10 @@ TABLES = {
 }
 
 IDMAP_COLUMNS = "source_id VARCHAR PRIMARY KEY, pipedrive_id VARCHAR, run_id VARCHAR, loaded_at TIMESTAMPTZ"
+
+# Catalogs this process has already put in place, by (database file, its inode, the Parquet tables on disk):
+# a load opens a connection per ID-map write, and re-creating three dozen views each time cost 60 ms apiece.
+_ENSURED: set[tuple[str, int, frozenset[tuple[str, str]]]] = set()
 
 
 class Warehouse:
@@ -105,19 +109,33 @@ class Warehouse:
         finally:
             con.close()
 
+    def _parquet_tables(self) -> frozenset[tuple[str, str]]:
+        """(schema, table) for every Parquet table on disk under raw/ and staged/."""
+        return frozenset(
+            (schema, directory.name)
+            for schema in ("raw", "staged")
+            for directory in (self.home / schema).iterdir()
+            if directory.is_dir() and not directory.name.startswith(".") and any(directory.glob("*.parquet"))
+        )
+
     def _ensure_catalog(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Schemas, the fixed tables, and a view per Parquet table; skipped when this process already did it for
+        the same database file and the same tables (the views read by glob, so new files need no new view)."""
+        tables = self._parquet_tables()
+        key = (str(self.database_path.resolve()), self.database_path.stat().st_ino, tables)
+        if key in _ENSURED:
+            return
         for schema in SCHEMAS:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         for name, columns in TABLES.items():
             con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
-        for schema in ("raw", "staged"):
-            for directory in sorted((self.home / schema).iterdir()):
-                if directory.is_dir() and not directory.name.startswith(".") and any(directory.glob("*.parquet")):
-                    pattern = str(directory.resolve() / "*.parquet").replace("'", "''")
-                    con.execute(
-                        f'CREATE OR REPLACE VIEW {schema}."{directory.name}" AS '
-                        f"SELECT * FROM read_parquet('{pattern}', union_by_name = true)"
-                    )
+        for schema, table in sorted(tables):
+            pattern = str((self.home / schema / table).resolve() / "*.parquet").replace("'", "''")
+            con.execute(
+                f'CREATE OR REPLACE VIEW {schema}."{table}" AS '
+                f"SELECT * FROM read_parquet('{pattern}', union_by_name = true)"
+            )
+        _ENSURED.add(key)
 
     # -- ID maps ------------------------------------------------------------------------------
     def _ensure_idmap(self, con: duckdb.DuckDBPyConnection, object_name: str) -> str:
@@ -127,9 +145,15 @@ class Warehouse:
 
     def idmap(self, object_name: str) -> dict[str, str]:
         """source id -> Pipedrive id for everything of this object the migration has linked."""
+        return self.idmaps([object_name])[object_name]
+
+    def idmaps(self, object_names: Iterable[str]) -> dict[str, dict[str, str]]:
+        """`idmap` of several objects, read through one connection."""
         with self.connect() as con:
-            table = self._ensure_idmap(con, object_name)
-            return dict(con.execute(f"SELECT source_id, pipedrive_id FROM {table}").fetchall())
+            return {
+                name: dict(con.execute(f"SELECT source_id, pipedrive_id FROM {self._ensure_idmap(con, name)}").fetchall())
+                for name in object_names
+            }
 
     def record_ids(self, object_name: str, pairs: dict[str, str], run_id: str) -> None:
         """Upsert source id -> Pipedrive id pairs."""
