@@ -228,6 +228,24 @@ class PipedriveClient:
         data: dict[str, Any] | None = None,
     ) -> Envelope:
         """Send one request (with the retries described in the module doc) and parse its envelope."""
+        call, response = await self._deliver(method, path, version=version, params=params, json=json, files=files, data=data)
+        try:
+            return Envelope.model_validate(response.json())
+        except ValueError:
+            raise not_an_envelope(call, self.url) from None
+
+    async def _deliver(
+        self,
+        method: str,
+        path: str,
+        *,
+        version: Version,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        files: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> tuple[Call, httpx.Response]:
+        """Send one request with the retries described in the module doc; the successful answer, unparsed."""
         call = Call(method.upper(), version, "/" + path.strip("/"), params, json, files, data)
         op = operation(version, call.method, call.path)
         failure = "no attempt"
@@ -248,10 +266,7 @@ class PipedriveClient:
             rate = RateLimitHeaders.parse(response.headers)
             self.usage.record(op, response.status_code, rate)
             if response.is_success:
-                try:
-                    return Envelope.model_validate(response.json())
-                except ValueError:
-                    raise not_an_envelope(call, self.url) from None
+                return call, response
             if response.status_code == 429:
                 if is_budget_exhausted(response, rate.daily_tokens_remaining):
                     reset_at = budget_reset_time(response, rate.retry_after, datetime.now(timezone.utc))
@@ -375,6 +390,11 @@ class PipedriveClient:
     async def users(self) -> list[dict[str, Any]]:
         """Every user of the company (v1, unpaginated): owners are matched to them by e-mail."""
         return list(await self.request("GET", "users", version="v1") or [])
+
+    async def download_file(self, id: int | str) -> bytes:
+        """A file's content (v1 `GET /files/{id}/download`, 20 tokens): the only answer that is not an envelope."""
+        _, response = await self._deliver("GET", f"files/{id}/download", version="v1")
+        return response.content
 
     async def upload_file(
         self,

@@ -121,6 +121,7 @@ def test_files_upload_as_multipart_from_bytes_and_from_a_stream(company: StartCo
         from_stream = await client.upload_file(chunks(), "report-copy.pdf", {"deal_id": deal["id"]})
         with pytest.raises(ValueError):
             await client.upload_file(b"x", "orphan.txt", {})
+        assert await client.download_file(from_stream["id"]) == payload  # the bytes back, not an envelope
         return from_bytes, from_stream
 
     (from_bytes, from_stream), client = sandbox.run(work)
@@ -128,6 +129,7 @@ def test_files_upload_as_multipart_from_bytes_and_from_a_stream(company: StartCo
     assert (from_stream["file_name"], from_stream["file_size"]) == ("report-copy.pdf", len(payload))
     assert sandbox.simulator.files[from_stream["id"]] == payload
     assert client.usage.tokens_by_operation["POST /api/v1/files"] == 20
+    assert client.usage.tokens_by_operation["GET /api/v1/files/{id}/download"] == 20
 
 
 def test_custom_field_registry_creates_once_and_reuses(company: StartCompany) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
@@ -327,8 +328,9 @@ async def get_file(ctx: Ctx) -> Response:
 @route("v1", "GET", "/files/{id}/download")
 async def download_file(ctx: Ctx) -> Response:
     record = fetch_live(ctx.sim, "files", ctx.int_param(), "File")
+    # Headers are Latin-1: a name in any other script goes as RFC 6266's `filename*` (UTF-8, percent-encoded).
     return Response(ctx.sim.files[record["id"]], media_type="application/octet-stream",
-                    headers={"content-disposition": f'attachment; filename="{record["file_name"]}"'})
+                    headers={"content-disposition": f"attachment; filename*=UTF-8''{quote(record['file_name'], safe='')}"})
 
 
 @route("v1", "DELETE", "/files/{id}")
