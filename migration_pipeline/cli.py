@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from migration_pipeline.errors import MigrationError, PlanNotConfirmed
+from migration_pipeline.errors import MigrationError, PlanNotConfirmed, VerificationFailed
 from migration_pipeline.settings import Settings, load_settings
 
 QUIET_DAGSTER = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -70,11 +70,11 @@ def settings_of(ctx: click.Context) -> Settings:
     return settings if settings is not None else load_settings()
 
 
-def run_job(settings: Settings, name: str, run_config: dict[str, Any] | None = None) -> Any:
+def run_job(settings: Settings, name: str, run_config: dict[str, Any] | None = None, run_id: str | None = None) -> Any:
     """Run one of the Dagster jobs in this process, exactly as the UI would, and return its result.
 
-    A blocking check that fails surfaces as an error naming the check; any error raised by our
-    own code keeps its type (and hint).
+    A blocking check that fails surfaces as an error naming the check (`VerificationFailed` for
+    the field diff); any error raised by our own code keeps its type (and hint).
     """
     import dagster as dg
     from dagster._core.errors import DagsterAssetCheckFailedError  # not exported at the top level
@@ -84,16 +84,17 @@ def run_job(settings: Settings, name: str, run_config: dict[str, Any] | None = N
     job = build_definitions(settings).resolve_job_def(name)
     with dg.DagsterInstance.ephemeral() as instance:
         try:
-            return job.execute_in_process(run_config={**QUIET_DAGSTER, **(run_config or {})}, instance=instance)
+            return job.execute_in_process(run_config={**QUIET_DAGSTER, **(run_config or {})}, instance=instance, run_id=run_id)
         except DagsterAssetCheckFailedError as error:
             if "plan/workbook" in str(error) or "plan__workbook" in str(error):
                 raise PlanNotConfirmed(
                     f"The plan's blocking check failed, so no record moved: {error}.",
                     hint="Run `migrate confirm` (it shows what blocks), then run the command again.",
                 ) from None
-            raise MigrationError(
+            raise VerificationFailed(
                 f"A blocking check failed, so the steps after it did not run: {error}.",
-                hint="Run `migrate verify` for the differences, and read validation.field_diff in the warehouse.",
+                hint="Run `migrate verify` for the differences (and the report with the first ones side by side), "
+                "and read validation.field_diff in the warehouse.",
             ) from None
 
 
@@ -217,7 +218,11 @@ def run(ctx: click.Context) -> None:
     from migration_pipeline.mapping.confirmation import require_confirmed
 
     require_confirmed(settings.migration_mappings_dir)  # refuse before extracting anything
-    result = run_job(settings, "full_migration")
+    print_outcomes(run_job(settings, "full_migration"))
+
+
+def print_outcomes(result: Any) -> None:
+    """What a migration job did, step by step: staged, loaded (created, already there, refused), checks, report."""
     assets = materialized(result)
     for key, metadata in sorted(assets.items()):
         if key.startswith("pipedrive/") and "created" in metadata:
@@ -243,15 +248,53 @@ def run(ctx: click.Context) -> None:
 
 
 @main.command()
+@click.option("--size", default=100, show_default=True, type=click.IntRange(min=1),
+              help="Records chosen per object; the records that cover every field, stage and owner bucket, and the records "
+              "they link to, come on top.")
+@click.pass_context
+def sample(ctx: click.Context, size: int) -> None:
+    """Load a deterministic sample (every object, field, stage and owner bucket, with what it links to) and diff it."""
+    settings = settings_of(ctx)
+    from migration_pipeline.defs.sample.assets import SAMPLE_KEY
+    from migration_pipeline.mapping.confirmation import require_confirmed
+
+    require_confirmed(settings.migration_mappings_dir)  # refuse before staging anything
+    result = run_job(settings, "sample_migration", {"ops": {SAMPLE_KEY.to_python_identifier(): {"config": {"size": size}}}})
+    chosen = materialized(result).get("plan/sample", {})
+    if chosen:
+        click.echo(f"  plan/sample: {chosen['dagster/row_count']:,} records showing {chosen['covered']} (plan.sample says why "
+                   f"each is in); owner buckets: {chosen['owner_buckets']}; stages:")
+        click.echo("\n".join("    " + line.removeprefix("- ") for line in str(chosen["stages"]).splitlines()))
+        click.echo("\n".join("    " + line for line in str(chosen["objects"]).splitlines()))
+    print_outcomes(result)
+    click.echo("  Next: `migrate verify` for the field-by-field summary, then `migrate run` loads the rest "
+               "(the sampled records are not created again).")
+
+
+@main.command()
 @click.pass_context
 def verify(ctx: click.Context) -> None:
-    """Field-level diff of everything loaded; exits non-zero if any field differs."""
+    """Field-level diff and reconciliation of everything loaded; exits non-zero if any field differs."""
+    import uuid
+
+    from migration_pipeline.steps.report import verification_lines
+    from migration_pipeline.warehouse.catalog import Warehouse
+
     settings = settings_of(ctx)
-    result = run_job(settings, "verify")
-    for name, evaluation in checks(result).items():
-        metadata = {key: value.value for key, value in evaluation.metadata.items()}
-        click.echo(f"  {name}: {evaluation.description}, {metadata['tokens_spent']} tokens")
-        click.echo("\n".join("    " + line for line in str(metadata["summary"]).splitlines()))
+    run_id = str(uuid.uuid4())
+    try:
+        run_job(settings, "verify", run_id=run_id)
+        stopped = False
+    except VerificationFailed:  # every check ran (nothing is downstream of them): the tables say what they found
+        stopped = True
+    lines, failed = verification_lines(Warehouse(settings.migration_home), run_id)
+    click.echo("\n".join(lines))
+    if failed or stopped:
+        raise VerificationFailed(
+            f"Verification failed: {', '.join(failed) or 'a blocking check'}.",
+            hint="Read the report above (the first differences of every field, side by side), or query "
+            "validation.field_diff and validation.reconciliation in the warehouse.",
+        )
 
 
 @main.command()

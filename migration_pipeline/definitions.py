@@ -15,6 +15,7 @@ from migration_pipeline.defs.pipedrive import checks as pipedrive_checks
 from migration_pipeline.defs.plan import assets as plan_assets
 from migration_pipeline.defs.reports import assets as report_assets
 from migration_pipeline.defs.resources import resources_from
+from migration_pipeline.defs.sample import assets as sample_assets
 from migration_pipeline.defs.staged import assets as staged_assets
 from migration_pipeline.settings import Settings, load_settings
 
@@ -27,6 +28,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         audit_assets.build_defs(home),
         plan_assets.defs,
         staged_assets.defs,
+        sample_assets.defs,
         pipedrive_assets.defs,
         pipedrive_checks.defs,
         report_assets.defs,

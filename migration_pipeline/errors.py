@@ -74,3 +74,9 @@ class ApiError(MigrationError):
         super().__init__(message, hint=hint)
         self.status_code = status_code
         self.code = code
+
+
+class VerificationFailed(MigrationError):
+    """The field-level diff found differences, or the counts do not reconcile."""
+
+    exit_code = 10

@@ -1,9 +1,9 @@
-"""The jobs people launch: the full migration (and, as they land, sample, delta and rollback)."""
+"""The jobs people launch: the sample and the full migration (and, as they land, delta and rollback)."""
 
 
 import dagster as dg
 
-from migration_pipeline.steps.objects import OBJECTS
+from migration_pipeline.defs.pipedrive.assets import LOAD_STEPS
 
 # The plan's blocking `confirmed` check runs first in every job that moves records: it stops them all.
 PLAN_CONFIRMED = dg.AssetSelection.checks(dg.AssetCheckKey(dg.AssetKey(["plan", "workbook"]), "confirmed"))
@@ -13,6 +13,17 @@ FULL_MIGRATION = dg.define_asset_job(
     selection=dg.AssetSelection.groups("extract", "transform", "load", "reports") | PLAN_CONFIRMED,
     description="Extract, transform, provision, load, verify (blocking field diff) and report, once the plan's "
     "blocking `confirmed` check passes: resumes where a previous run stopped.",
+)
+
+SAMPLE_MIGRATION = dg.define_asset_job(
+    "sample_migration",
+    selection=dg.AssetSelection.groups("transform", "sample", "load", "reports") | PLAN_CONFIRMED,
+    # The same load steps as the full migration, each taking only the sampled records.
+    config={"ops": {dg.AssetKey(["pipedrive", step.name]).to_python_identifier(): {"config": {"sample_only": True}}
+                    for step in LOAD_STEPS}},
+    description="Transform, choose the sample (`plan/sample`, config `size`), provision, load only the sampled records, "
+    "verify them (blocking field diff) and report, once the plan's blocking `confirmed` check passes. Works from the "
+    "extract `migrate plan` made; a later `full_migration` loads the rest, creating none of the sampled records again.",
 )
 
 PLAN = dg.define_asset_job(
@@ -29,8 +40,8 @@ EXTRACT = dg.define_asset_job(
 
 VERIFY = dg.define_asset_job(
     "verify",
-    selection=dg.AssetSelection.checks_for_assets(*(["pipedrive", item.name] for item in OBJECTS)),
-    description="The field-level diff of everything loaded, without loading anything.",
+    selection=dg.AssetSelection.checks_for_assets(*(["pipedrive", step.name] for step in LOAD_STEPS)),
+    description="The field-level diff and the reconciliation of everything loaded, without loading anything.",
 )
 
-defs = dg.Definitions(jobs=[FULL_MIGRATION, PLAN, EXTRACT, VERIFY])
+defs = dg.Definitions(jobs=[FULL_MIGRATION, SAMPLE_MIGRATION, PLAN, EXTRACT, VERIFY])

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,11 +123,14 @@ async def load_target(
     concurrency: int = 8,
     staged: pd.DataFrame | None = None,
     link_existing: LinkExisting | None = None,
+    scope: Collection[str] | None = None,
 ) -> LoadResult:
     """Create every staged record of `target` that Pipedrive does not hold yet.
 
     `link_existing` links rows to records the account held before the migration (persons,
     organizations); it is asked only about rows whose own record Pipedrive does not hold.
+    `scope`, when given, is the source ids to load (a sample, `steps/sample.py`): the other rows
+    are left as if they were not staged.
     """
     require_confirmed(mappings_dir)
     started = time.monotonic()
@@ -139,6 +142,8 @@ async def load_target(
         )
     if staged is None:
         staged = warehouse.read_staged(target.name) if warehouse.staged_path(target.name).exists() else pd.DataFrame(columns=["source_id"])
+    if scope is not None:
+        staged = staged[staged["source_id"].astype(str).isin(scope)]
     result = LoadResult(target.name, staged=len(staged))
     known = warehouse.idmap(target.name)
     todo = staged[~staged["source_id"].astype(str).isin(known)]
@@ -272,7 +277,7 @@ async def _send_all(client: PipedriveClient, warehouse: Warehouse, target: Targe
 
 
 async def load_object(client: PipedriveClient, warehouse: Warehouse, mappings_dir: Path, item: MigratedObject, run_id: str,
-                      concurrency: int = 8, rule: MatchRule | None = None) -> LoadResult:
+                      concurrency: int = 8, rule: MatchRule | None = None, scope: Collection[str] | None = None) -> LoadResult:
     """Load one of the objects with a "Dynamics ID" (organizations, persons, products, deals), then set the links
     to it that earlier objects had to leave out.
 
@@ -286,7 +291,7 @@ async def load_object(client: PipedriveClient, warehouse: Warehouse, mappings_di
         return await link_existing(client, warehouse, item, rows, code, rule, run_id)
 
     result = await load_target(client, warehouse, mappings_dir, v2_object(item.name, item.resource), run_id, concurrency,
-                               link_existing=existing)
+                               link_existing=existing, scope=scope)
     result.links_set += await settle_links(client, warehouse, run_id, linking_to=item.name)
     return result
 
@@ -378,7 +383,7 @@ async def _update_where_different(client: PipedriveClient, warehouse: Warehouse,
 ARCHIVE_CANDIDATES = "deals_archive_candidates"
 
 
-async def archive_closed_deals(client: PipedriveClient, warehouse: Warehouse, run_id: str) -> LoadResult:
+async def archive_closed_deals(client: PipedriveClient, warehouse: Warehouse, run_id: str, scope: Collection[str] | None = None) -> LoadResult:
     """Archive the closed deals the rules chose, once everything that hangs on them is loaded.
 
     Archived deals no longer count against the plan's record cap, and can no longer be edited,
@@ -386,6 +391,8 @@ async def archive_closed_deals(client: PipedriveClient, warehouse: Warehouse, ru
     """
     started = time.monotonic()
     candidates = warehouse.read_staged(ARCHIVE_CANDIDATES) if warehouse.staged_path(ARCHIVE_CANDIDATES).exists() else pd.DataFrame(columns=["source_id"])
+    if scope is not None:  # a sample archives the closed deals it holds (each sampled with everything on it)
+        candidates = candidates[candidates["source_id"].astype(str).isin(scope)]
     result = LoadResult("deal_archive", staged=len(candidates))
     idmap = warehouse.idmap("deals")
     wanted = {str(source_id): {"is_archived": True} for source_id in candidates["source_id"] if str(source_id) in idmap}
@@ -400,13 +407,13 @@ async def archive_closed_deals(client: PipedriveClient, warehouse: Warehouse, ru
 
 
 async def load_step(name: str, client: PipedriveClient, source: DataverseClient, warehouse: Warehouse, mappings_dir: Path,
-                    run_id: str, rule: MatchRule | None = None) -> LoadResult:
-    """The load of one `pipedrive/<name>` asset (`defs/pipedrive/assets.py` LOAD_STEPS)."""
+                    run_id: str, rule: MatchRule | None = None, scope: Collection[str] | None = None) -> LoadResult:
+    """The load of one `pipedrive/<name>` asset (`defs/pipedrive/assets.py` LOAD_STEPS); `scope`: only these source ids."""
     if name in {item.name for item in OBJECTS}:
-        return await load_object(client, warehouse, mappings_dir, by_name(name), run_id, rule=rule)
+        return await load_object(client, warehouse, mappings_dir, by_name(name), run_id, rule=rule, scope=scope)
     if name == "deal_archive":
         require_confirmed(mappings_dir)
-        return await archive_closed_deals(client, warehouse, run_id)
+        return await archive_closed_deals(client, warehouse, run_id, scope)
     if name == "files":
         lock = asyncio.Lock()
 
@@ -414,5 +421,5 @@ async def load_step(name: str, client: PipedriveClient, source: DataverseClient,
             async with lock:  # one body at a time: Dataverse limits concurrent requests per user
                 return await asyncio.to_thread(source.download_annotation_body, annotation_id)
 
-        return await load_target(client, warehouse, mappings_dir, files_target(fetch), run_id)
-    return await load_target(client, warehouse, mappings_dir, TARGETS[name], run_id)
+        return await load_target(client, warehouse, mappings_dir, files_target(fetch), run_id, scope=scope)
+    return await load_target(client, warehouse, mappings_dir, TARGETS[name], run_id, scope=scope)

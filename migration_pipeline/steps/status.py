@@ -43,9 +43,9 @@ PlanState = Literal["missing", "incomplete", "unconfirmed", "changed", "confirme
 
 # The workbook `migrate plan` writes: a map per object, then the owner, stage and custom-entity maps.
 PLAN_FILES: tuple[str, ...] = (*(item.map_file for item in WORKBOOK_OBJECTS), OWNERS_FILE, STAGES_FILE, CUSTOM_ENTITIES_FILE)
-# The objects the loader and `migrate verify` take today. An object whose ID map exists counts as loaded by
-# the loader too, and one with a `validation.summary` as verified, so the status follows as the loader grows.
-LOADED_BY_LOADER = frozenset(item.name for item in OBJECTS)
+# The objects the loader and `migrate verify` take: every staged one. An object whose ID map exists counts as
+# loaded too, and one with a `validation.summary` as verified, should a staged object ever be left out here.
+LOADED_BY_LOADER = frozenset(STAGED_OBJECTS)
 # `validation.summary` rows that count records, not values: those diffed, and those linked to records that
 # existed in Pipedrive before the migration (checked for presence only).
 RECORD_ROWS: tuple[str, ...] = (RECORD, "(linked existing)")

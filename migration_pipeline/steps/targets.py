@@ -122,7 +122,7 @@ def _relationship_identity(record: Body, fields: PayloadFields) -> Hashable:
 FILE_PARENTS = ("deal_id", "person_id", "org_id", "lead_id")
 
 
-def _file_parent(record: Body) -> tuple[str, Any] | None:
+def file_parent(record: Body) -> tuple[str, Any] | None:
     for key in FILE_PARENTS:
         if record.get(key) not in (None, 0):
             return key, record[key] if key == "lead_id" else _int(record[key])
@@ -130,18 +130,18 @@ def _file_parent(record: Body) -> tuple[str, Any] | None:
 
 
 def _file_identity(body: Body, fields: PayloadFields) -> Hashable:
-    return (body.get("file_name"), _file_parent(body))
+    return (body.get("file_name"), file_parent(body))
 
 
 def _held_file_identity(record: Record, fields: PayloadFields) -> Hashable:
     """Pipedrive keeps the uploaded name in `name` (`file_name` may be its own storage name)."""
-    return (record.get("name") or record.get("file_name"), _file_parent(record))
+    return (record.get("name") or record.get("file_name"), file_parent(record))
 
 
 # -- reading back ----------------------------------------------------------------------------
 
 
-def _list(resource: str, params: dict[str, Any] | None = None) -> Callable[[PipedriveClient, PayloadFields, Sequence[Body]], AsyncIterator[Record]]:
+def list_reader(resource: str, params: dict[str, Any] | None = None) -> Callable[[PipedriveClient, PayloadFields, Sequence[Body]], AsyncIterator[Record]]:
     async def read(client: PipedriveClient, fields: PayloadFields, bodies: Sequence[Body]) -> AsyncIterator[Record]:
         async for record in client.iterate(resource, params):
             if not record.get("is_deleted") and record.get("active_flag") is not False:
@@ -165,13 +165,13 @@ def _v2_with_dynamics_id(resource: str) -> Callable[[PipedriveClient, PayloadFie
     return read
 
 
-async def _read_leads(client: PipedriveClient, fields: PayloadFields, bodies: Sequence[Body]) -> AsyncIterator[Record]:
+async def read_leads(client: PipedriveClient, fields: PayloadFields, bodies: Sequence[Body]) -> AsyncIterator[Record]:
     for resource in ("leads", "leads/archived"):
         async for record in client.iter_v1(resource):
             yield record
 
 
-async def _read_deal_products(client: PipedriveClient, fields: PayloadFields, bodies: Sequence[Body]) -> AsyncIterator[Record]:
+async def read_deal_products(client: PipedriveClient, fields: PayloadFields, bodies: Sequence[Body]) -> AsyncIterator[Record]:
     """The bulk read (`GET /deals/products`, 100 deals a call) of the deals the bodies go to."""
     deal_ids = sorted({body["deal_id"] for body in bodies if body.get("deal_id")} | set(fields.links.get("deals", {}).values()), key=int)
     for start in range(0, len(deal_ids), 100):
@@ -179,7 +179,7 @@ async def _read_deal_products(client: PipedriveClient, fields: PayloadFields, bo
             yield record
 
 
-async def _read_relationships(client: PipedriveClient, fields: PayloadFields, bodies: Sequence[Body]) -> AsyncIterator[Record]:
+async def read_relationships(client: PipedriveClient, fields: PayloadFields, bodies: Sequence[Body]) -> AsyncIterator[Record]:
     """Relationships are listed per organization: those of every owner organization the bodies name."""
     seen: set[Any] = set()
     for owner in sorted({body["rel_owner_org_id"] for body in bodies if body.get("rel_owner_org_id")}):
@@ -236,18 +236,18 @@ def v2_object(name: str, resource: str | None = None) -> Target:
 
 
 LEADS = Target(name="leads", resource="leads", fields_object="leads", identity=_dynamics_id_top_level,
-               record_identity=_dynamics_id_top_level, read_back=_read_leads, send=_create_lead, needs_dynamics_id=True,
+               record_identity=_dynamics_id_top_level, read_back=read_leads, send=_create_lead, needs_dynamics_id=True,
                late=("is_archived",), shape=_lead_shape)
 RELATIONSHIPS = Target(name="organizations_relationships", resource="organizationRelationships", fields_object="organizations",
                        identity=_relationship_identity, record_identity=_relationship_identity,
-                       read_back=_read_relationships, send=_create_one)
+                       read_back=read_relationships, send=_create_one)
 DEAL_PRODUCTS = Target(name="deal_products", resource="deals/products", fields_object="deal_products",
                        identity=_deal_product_identity, record_identity=_deal_product_identity,
-                       read_back=_read_deal_products, send=_create_deal_products, batch=100)
+                       read_back=read_deal_products, send=_create_deal_products, batch=100)
 ACTIVITIES = Target(name="activities", resource="activities", fields_object="activities", identity=_activity_identity,
-                    record_identity=_activity_identity, read_back=_list("activities"), send=_create_one, shape=_activity_shape)
+                    record_identity=_activity_identity, read_back=list_reader("activities"), send=_create_one, shape=_activity_shape)
 NOTES = Target(name="notes", resource="notes", fields_object="notes", identity=_note_identity, record_identity=_note_identity,
-               read_back=_list("notes"), send=_create_one)
+               read_back=list_reader("notes"), send=_create_one)
 
 
 def files_target(fetch_body: FetchBody) -> Target:
@@ -255,14 +255,14 @@ def files_target(fetch_body: FetchBody) -> Target:
 
     async def upload(client: PipedriveClient, resource: str, rows: Sequence[tuple[str, Body]]) -> list[Record]:
         ((source_id, body),) = rows
-        parent = _file_parent(body)
+        parent = file_parent(body)
         if parent is None:
             raise ValueError(f"file {source_id} has no parent in Pipedrive")
         content = await fetch_body(source_id)
         return [await client.upload_file(content, body["file_name"], {parent[0]: parent[1]})]
 
     return Target(name="files", resource="files", fields_object="files", identity=_file_identity,
-                  record_identity=_held_file_identity, read_back=_list("files"), send=upload)
+                  record_identity=_held_file_identity, read_back=list_reader("files"), send=upload)
 
 
 # The targets without a "Dynamics ID" or with a shape of their own, by load step.

@@ -1,9 +1,10 @@
 """The field-level diff: what Pipedrive holds against what the confirmed plan says it should hold.
 
-Both sides go through the same normalisation (trimmed strings, whole numbers as ints, empty
-values as absent, objects compared on the parts we wrote), then every field we wrote is
-compared one by one. A record that is gone is one `(record)` row; a field whose value differs
-is one row with both values side by side.
+Both sides of a field go through that field's normaliser (`validation/normalize.py`: emails,
+phones, money, dates and times in UTC, option ids as labels, links as ids, trimmed strings;
+`plain` for a field with no rule), then every field we wrote is compared one by one. A record
+that is gone is one `(record)` row; a field whose value differs is one row with both
+normalised values side by side and the normaliser's name as its rule.
 
 Records linked to ones that existed in Pipedrive before the migration (`linked`) were never
 written by it, so their fields are not compared: each is counted on one `(linked existing)`
@@ -14,39 +15,25 @@ gone).
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
+from migration_pipeline.validation.normalize import PLAIN, Norm, plain
+
 DIFF_COLUMNS = ["object", "source_id", "pipedrive_id", "field", "expected", "actual", "rule"]
 SUMMARY_COLUMNS = ["object", "field", "compared", "equal", "differing", "missing"]
 RECORD = "(record)"
 LINKED = "(linked existing)"
+# A record in Pipedrive carrying a Dynamics ID that no ID map row points at (`steps/reconcile.py` counts these rows).
+DUPLICATE = "(duplicate)"
 
 
 def normalize(value: Any) -> Any:
-    """The comparable form of a value on either side."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        stripped = value.strip()
-        return stripped or None
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        return int(value) if value.is_integer() else round(value, 6)
-    if isinstance(value, Mapping):
-        items = {key: normalize(item) for key, item in value.items()}
-        return {key: item for key, item in items.items() if item is not None} or None
-    if isinstance(value, (list, tuple)):
-        items = [normalize(item) for item in value]
-        return [item for item in items if item is not None] or None
-    return value
+    """The comparable form of a value with no field-specific rule (kept for callers of the first diff)."""
+    return plain(value)
 
 
 def matches(expected: Any, actual: Any) -> bool:
@@ -72,7 +59,7 @@ def _text(value: Any) -> str | None:
     value = normalize(value)
     if value is None:
         return None
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
 
 
 @dataclass
@@ -91,59 +78,94 @@ class DiffResult:
         return int(rows.iloc[0]) if len(rows) else 0
 
 
+class Tally:
+    """Per field: compared, equal, differing, missing; and the difference rows, for one object."""
+
+    def __init__(self, object_name: str) -> None:
+        self.object = object_name
+        self.counts: dict[str, list[int]] = {}
+        self.rows: list[dict[str, Any]] = []
+
+    def equal(self, field: str) -> None:
+        self._count(field, 1)
+
+    def differ(self, field: str, source_id: str, pipedrive_id: str | None, expected: Any, actual: Any, rule: str,
+               outcome: int = 2) -> None:
+        self._count(field, outcome)
+        self.rows.append(dict(object=self.object, source_id=source_id, pipedrive_id=pipedrive_id, field=field,
+                              expected=_text(expected), actual=_text(actual), rule=rule))
+
+    def _count(self, field: str, outcome: int) -> None:
+        counts = self.counts.setdefault(field, [0, 0, 0, 0])
+        counts[0] += 1
+        counts[outcome] += 1
+
+    def result(self) -> DiffResult:
+        differences = pd.DataFrame(self.rows, columns=DIFF_COLUMNS)
+        summary = pd.DataFrame(
+            [dict(object=self.object, field=field, compared=c[0], equal=c[1], differing=c[2], missing=c[3])
+             for field, c in sorted(self.counts.items())],
+            columns=SUMMARY_COLUMNS,
+        )
+        return DiffResult(differences, summary)
+
+
 def diff_object(
     object_name: str,
     expected: Iterable[tuple[str, str | None, dict[str, Any]]],
     actual: Mapping[str, Mapping[str, Any]],
     field_names: Mapping[str, str],
     linked: Collection[str] = frozenset(),
+    norms: Mapping[str, Norm] | None = None,
+    duplicates: Iterable[tuple[str, str, str | None]] = (),
+    records: bool = True,
 ) -> DiffResult:
     """Compare `(source id, pipedrive id, body)` triples with the Pipedrive records keyed by id.
+
+    Top-level keys of a body are compared with the record's, `custom_fields` keys with the
+    record's `custom_fields`. `norms` gives each body key (a standard field, or a custom
+    field's key) its normaliser; `field_names` turns custom-field keys back into names, so
+    reports speak of "Main Phone", not of a 40-character hash.
 
     A triple without a Pipedrive id is a staged record that was never loaded: missing too.
     A triple whose source id is in `linked` points at a record that existed before the
     migration: only its presence is checked, under `(linked existing)`.
-
-    `field_names` turns custom-field keys back into names, so reports speak of "Main Phone", not
-    of a 40-character hash.
+    `duplicates` are `(Dynamics id, Pipedrive id, the id the ID map has or None)`: a record
+    carrying a Dynamics ID that no ID map row points at, one `(duplicate)` row each.
+    `records=False` leaves the `(record)` count out (a check of one field on records another
+    object's diff counts, such as the archived state of deals).
     """
-    rows: list[dict[str, Any]] = []
-    tally: dict[str, list[int]] = {}
-
-    def count(field: str, outcome: int) -> None:
-        tally.setdefault(field, [0, 0, 0, 0])
-        tally[field][0] += 1
-        tally[field][outcome] += 1
-
+    norms = norms or {}
+    tally = Tally(object_name)
     for source_id, pipedrive_id, body in expected:
         record = None if pipedrive_id is None else actual.get(str(pipedrive_id))
+        pipedrive_id = None if pipedrive_id is None else str(pipedrive_id)
+        gone = record is None or bool(record.get("is_deleted"))
         if pipedrive_id is not None and source_id in linked:
-            if record is None or record.get("is_deleted"):
-                count(LINKED, 3)
-                rows.append(dict(object=object_name, source_id=source_id, pipedrive_id=str(pipedrive_id), field=LINKED,
-                                 expected="present", actual=None, rule="missing"))
+            if gone:
+                tally.differ(LINKED, source_id, pipedrive_id, "present", None, "missing", outcome=3)
             else:
-                count(LINKED, 1)
+                tally.equal(LINKED)
             continue
-        if record is None or record.get("is_deleted"):
-            count(RECORD, 3)
-            rows.append(dict(object=object_name, source_id=source_id, pipedrive_id=pipedrive_id and str(pipedrive_id), field=RECORD,
-                             expected="present", actual=None, rule="not_loaded" if pipedrive_id is None else "missing"))
+        if gone:
+            if records:
+                tally.differ(RECORD, source_id, pipedrive_id, "present", None, "not_loaded" if pipedrive_id is None else "missing",
+                             outcome=3)
             continue
-        count(RECORD, 1)
-        fields = [(name, value, record.get(name)) for name, value in body.items() if name != "custom_fields"]
+        assert record is not None
+        if records:
+            tally.equal(RECORD)
         custom_actual = record.get("custom_fields") or {}
-        fields += [(field_names.get(key, key), value, custom_actual.get(key)) for key, value in body.get("custom_fields", {}).items()]
-        for field, want, have in fields:
+        fields = [(key, value, record.get(key)) for key, value in body.items() if key != "custom_fields"]
+        fields += [(key, value, custom_actual.get(key)) for key, value in (body.get("custom_fields") or {}).items()]
+        for key, want, have in fields:
+            norm = norms.get(key, PLAIN)
+            field = field_names.get(key, key)
+            want, have = norm(want), norm(have)
             if matches(want, have):
-                count(field, 1)
+                tally.equal(field)
             else:
-                count(field, 2)
-                rows.append(dict(object=object_name, source_id=source_id, pipedrive_id=str(pipedrive_id), field=field,
-                                 expected=_text(want), actual=_text(have), rule="value"))
-    differences = pd.DataFrame(rows, columns=DIFF_COLUMNS)
-    summary = pd.DataFrame(
-        [dict(object=object_name, field=field, compared=c[0], equal=c[1], differing=c[2], missing=c[3]) for field, c in sorted(tally.items())],
-        columns=SUMMARY_COLUMNS,
-    )
-    return DiffResult(differences, summary)
+                tally.differ(field, source_id, pipedrive_id, want, have, norm.name)
+    for dynamics_id, pipedrive_id, mapped in duplicates:
+        tally.differ(DUPLICATE, dynamics_id, pipedrive_id, f"only record {mapped}" if mapped else "no record", "present", "duplicate")
+    return tally.result()

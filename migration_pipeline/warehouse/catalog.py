@@ -40,6 +40,12 @@ TABLES = {
     "validation.field_diff": (
         "object VARCHAR, source_id VARCHAR, pipedrive_id VARCHAR, field VARCHAR, expected VARCHAR, actual VARCHAR, rule VARCHAR"
     ),
+    # One row per object: the counts from Dynamics to Pipedrive (`steps/reconcile.py`).
+    "validation.reconciliation": (
+        "object VARCHAR, source BIGINT, accounted BIGINT, unaccounted BIGINT, from_elsewhere BIGINT, staged BIGINT, merged BIGINT, rejected BIGINT, "
+        "refused BIGINT, loaded BIGINT, to_load BIGINT, present BIGINT, missing BIGINT, duplicates BIGINT, adds_up BOOLEAN, "
+        "complete BOOLEAN, problems VARCHAR, checked_at TIMESTAMPTZ"
+    ),
     "validation.summary": (
         "object VARCHAR, field VARCHAR, compared BIGINT, equal BIGINT, differing BIGINT, missing BIGINT, checked_at TIMESTAMPTZ"
     ),

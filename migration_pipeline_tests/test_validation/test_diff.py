@@ -66,3 +66,35 @@ def test_lists_of_objects_match_item_by_item_in_any_order_with_pipedrives_extra_
     assert matches(wrote, held)
     assert not matches(wrote, held[:1])  # one missing
     assert not matches(wrote, [{**held[0]}, {**held[1], "price": 80.0}])  # one price differs
+
+
+def test_each_field_takes_its_norm_by_key_and_a_difference_names_the_rule() -> None:
+    from migration_pipeline.validation.normalize import EMAIL, PHONE, options
+
+    norms = {"def456": PHONE, "email": EMAIL, "tier": options({"Bronze": 1, "Gold": 3})}
+    body = {"email": "Ada@Contoso.com", "tier": 1, "custom_fields": {"def456": "+47 555 01"}}
+    same = {"id": 10, "email": " ada@contoso.com", "tier": "1", "custom_fields": {"def456": "+4755501"}}
+    assert diff_object("persons", [("s1", "10", body)], {"10": same}, NAMES, norms=norms).clean
+    changed = {**same, "tier": 3, "custom_fields": {"def456": "+47 555 02"}}
+    rows = diff_object("persons", [("s1", "10", body)], {"10": changed}, NAMES, norms=norms).differences
+    assert rows[["field", "expected", "actual", "rule"]].values.tolist() == [
+        ["tier", "Bronze", "Gold", "option"],  # labels, not ids
+        ["Main Phone", "+4755501", "+4755502", "phone"],  # the custom field by name
+    ]
+
+
+def test_a_record_carrying_a_dynamics_id_no_id_map_row_points_at_is_a_duplicate() -> None:
+    from migration_pipeline.validation.diff import DUPLICATE
+
+    result = diff_object("organizations", [("s1", "10", BODY)], {"10": held()}, NAMES, duplicates=[("s1", "11", "10"), ("s9", "12", None)])
+    assert result.differences[["source_id", "pipedrive_id", "field", "expected"]].values.tolist() == [
+        ["s1", "11", DUPLICATE, "only record 10"], ["s9", "12", DUPLICATE, "no record"],
+    ]
+    assert result.summary.set_index("field").loc[DUPLICATE, ["compared", "differing"]].tolist() == [2, 2]
+    assert result.summary.set_index("field").loc[RECORD, "equal"] == 1
+
+
+def test_a_check_of_one_field_on_records_another_diff_counts_counts_no_record() -> None:
+    result = diff_object("deal_archive", [("s1", "10", {"is_archived": True})], {"10": {"is_archived": False}}, {}, records=False)
+    assert set(result.summary["field"]) == {"is_archived"}
+    assert result.differences["field"].tolist() == ["is_archived"]

@@ -14,14 +14,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from migration_pipeline.defs.resources import DynamicsResource, PipedriveResource, WarehouseResource
+from migration_pipeline.defs.sample.assets import SAMPLE_KEY
 from migration_pipeline.pipedrive.client import PipedriveClient
 from migration_pipeline.steps.accounting import record_usage, usage_markdown
 from migration_pipeline.steps.existing import MatchRule
 from migration_pipeline.steps.load import load_step
 from migration_pipeline.steps.objects import FIELD_OBJECTS
 from migration_pipeline.steps.provision import provision_custom_fields, provision_lead_labels, provision_pipelines
+from migration_pipeline.steps.sample import sample_scope
 
 # Every Pipedrive writer shares this pool, so concurrent runs never double the request rate.
 PIPEDRIVE_POOL = "pipedrive_api"
@@ -141,24 +144,32 @@ LOAD_STEPS: tuple[LoadStep, ...] = (
 )
 
 
+class LoadConfig(dg.Config):
+    """How much of the staged table a load step takes (the `sample_migration` job sets `sample_only`)."""
+
+    sample_only: bool = Field(default=False, description="Load only the records of plan.sample (the sample migration).")
+
+
 def load_asset(step: LoadStep) -> dg.AssetsDefinition:
     """`pipedrive/<name>`, after the steps whose records it links to (`after`), so their ID maps are complete."""
 
     @dg.asset(
         key=["pipedrive", step.name],
-        deps=[["staged", step.staged], *(["pipedrive", earlier] for earlier in step.after)],
+        deps=[["staged", step.staged], *(["pipedrive", earlier] for earlier in step.after), SAMPLE_KEY],
         group_name="load",
         kinds={"pipedrive", "duckdb"},
         pool=PIPEDRIVE_POOL,
         description=f"{step.description} The value is the ID map `idmap.{step.name}`.",
     )
-    def _load(context: dg.AssetExecutionContext, dynamics: DynamicsResource, pipedrive: PipedriveResource,
+    def _load(context: dg.AssetExecutionContext, config: LoadConfig, dynamics: DynamicsResource, pipedrive: PipedriveResource,
               warehouse: WarehouseResource) -> dg.MaterializeResult:
+        scope = sample_scope(warehouse.warehouse(), step.name) if config.sample_only else None
+
         async def load() -> dg.MaterializeResult:
             async with accounted(context, pipedrive, warehouse) as (client, accounting):
                 with dynamics.client() as source:
                     result = await load_step(step.name, client, source, warehouse.warehouse(), warehouse.mappings_path, context.run.run_id,
-                                             MatchRule.from_settings(warehouse.settings()))
+                                             MatchRule.from_settings(warehouse.settings()), scope)
                 counts = {
                     "created": result.created,
                     "already_loaded": result.already_loaded,
@@ -176,7 +187,8 @@ def load_asset(step: LoadStep) -> dg.AssetsDefinition:
                 context.log.warning(f"{step.name}: {result.failed} refused, {result.in_doubt} in doubt; see staged.rejects")
             loaded = result.already_loaded + result.linked_by_read_back + result.linked_existing + result.created
             return dg.MaterializeResult(
-                metadata={"dagster/row_count": loaded, **counts, **accounting.metadata(), "duration_s": round(result.seconds, 2)}
+                metadata={"dagster/row_count": loaded, **counts, **accounting.metadata(), "duration_s": round(result.seconds, 2),
+                          "scope": "sample" if config.sample_only else "everything staged"}
             )
 
         return asyncio.run(load())

@@ -5,14 +5,14 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from migration_pipeline.defs.pipedrive.assets import LOAD_STEPS
 from migration_pipeline.defs.resources import WarehouseResource
-from migration_pipeline.steps.objects import OBJECTS
 from migration_pipeline.steps.report import write_migration_report
 
 
 @dg.asset(
     key=["reports", "migration"],
-    deps=[["pipedrive", item.name] for item in OBJECTS],
+    deps=[["pipedrive", step.name] for step in LOAD_STEPS],
     group_name="reports",
     kinds={"duckdb"},
     description="The verified migration report (reports/migration-<run>.md): counts per object, rejects and the "
