@@ -221,6 +221,25 @@ def run(ctx: click.Context) -> None:
     print_outcomes(run_job(settings, "full_migration"))
 
 
+@main.command()
+@click.option("--since", help="Read every table by `modifiedon` from this ISO timestamp (e.g. 2026-12-05T08:00:00Z), "
+              "instead of from each table's cursor.")
+@click.pass_context
+def delta(ctx: click.Context, since: str | None) -> None:
+    """One delta pickup: what changed in Dynamics since the last run, transformed, loaded in place, verified."""
+    settings = settings_of(ctx)
+    from migration_pipeline.defs.delta.assets import CHANGES_KEY
+    from migration_pipeline.mapping.confirmation import require_confirmed
+
+    require_confirmed(settings.migration_mappings_dir)  # refuse before reading anything
+    config = {"ops": {CHANGES_KEY.to_python_identifier(): {"config": {"since": since}}}} if since else None
+    result = run_job(settings, "delta_migration", config)
+    picked = materialized(result).get("dynamics/changes", {})
+    click.echo(f"  dynamics/changes: {picked.get('changed', 0):,} changed, {picked.get('deleted', 0):,} deleted "
+               f"in {picked.get('tables_changed', 0)} tables")
+    print_outcomes(result)
+
+
 def print_outcomes(result: Any) -> None:
     """What a migration job did, step by step: staged, loaded (created, already there, refused), checks, report."""
     assets = materialized(result)
@@ -295,6 +314,39 @@ def verify(ctx: click.Context) -> None:
             hint="Read the report above (the first differences of every field, side by side), or query "
             "validation.field_diff and validation.reconciliation in the warehouse.",
         )
+
+
+@main.command()
+@click.option("--run", "run_id", default=None, metavar="RUN_ID", help="Undo this run only (a run id of audit.operations); every run when omitted.")
+@click.option("--yes", is_flag=True, help="Undo without prompting (for scripts).")
+@click.pass_context
+def rollback(ctx: click.Context, run_id: str | None, yes: bool) -> None:
+    """Undo the migration from the audit trail: delete what it created, restore what it changed; resumable."""
+    from migration_pipeline.steps.rollback import ORDER, plan_rollback
+    from migration_pipeline.warehouse.catalog import Warehouse
+
+    settings = settings_of(ctx)
+    plan = plan_rollback(Warehouse(settings.migration_home), run_id)
+    click.echo("\n".join(plan.lines()))
+    if plan.actions and not yes and not click.confirm("Undo this in Pipedrive?", default=False):
+        click.echo("Rollback cancelled: nothing was changed.", err=True)
+        ctx.exit(1)
+    result = run_job(settings, "rollback", {"ops": {"undo_migration": {"config": {"run": run_id}}}})
+    summary = result.output_for_node("undo_migration")
+    for name in ORDER:
+        counts = [f"{summary[key][name]:,} {label}" for key, label in (("deleted", "deleted"), ("already_gone", "already gone"),
+                                                                        ("restored", "restored")) if summary[key].get(name)]
+        if counts:
+            click.echo(f"  {name}: {', '.join(counts)}")
+    for line in summary["failed"][:10]:
+        click.echo(f"  failed: {line}", err=True)
+    click.echo(f"  {summary['tokens_spent']:,} tokens, {summary['requests']:,} requests")
+    if summary["failed"]:
+        from migration_pipeline.errors import ApiError
+
+        raise ApiError(f"{len(summary['failed'])} rollback writes failed (first: {summary['failed'][0]}).",
+                       hint="Fix the cause and run `migrate rollback` again: it resumes, and what is undone stays undone.")
+    click.echo("  Rolled back: the ID maps of the runs undone are empty; `migrate run` starts clean.")
 
 
 @main.command()

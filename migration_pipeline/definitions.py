@@ -7,6 +7,7 @@ environment.
 
 import dagster as dg
 
+from migration_pipeline.defs import delta as delta_defs
 from migration_pipeline.defs import jobs
 from migration_pipeline.defs.audit import assets as audit_assets
 from migration_pipeline.defs.dynamics import assets as dynamics_assets
@@ -15,6 +16,7 @@ from migration_pipeline.defs.pipedrive import checks as pipedrive_checks
 from migration_pipeline.defs.plan import assets as plan_assets
 from migration_pipeline.defs.reports import assets as report_assets
 from migration_pipeline.defs.resources import resources_from
+from migration_pipeline.defs.rollback import defs as rollback_defs
 from migration_pipeline.defs.sample import assets as sample_assets
 from migration_pipeline.defs.staged import assets as staged_assets
 from migration_pipeline.settings import Settings, load_settings
@@ -33,6 +35,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         pipedrive_checks.defs,
         report_assets.defs,
         jobs.defs,
+        rollback_defs,
+        delta_defs.defs,
     )
 
 

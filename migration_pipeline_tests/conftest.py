@@ -44,3 +44,19 @@ def make_sandbox() -> Iterator[Callable[..., Sandbox]]:
     yield make
     for running in started:
         running.stop()
+
+
+def cli_for(settings: Settings) -> Callable[..., str]:
+    """`migrate ARGS` in this process with `settings`: returns what it printed, after asserting its exit code."""
+    from click.testing import CliRunner
+
+    from migration_pipeline.cli import main
+
+    runner = CliRunner()
+
+    def migrate(*args: str, exit_code: int = 0, input: str | None = None) -> str:
+        result = runner.invoke(main, list(args), obj={"settings": settings}, input=input)
+        assert result.exit_code == exit_code, (result.output, result.exception)
+        return result.output
+
+    return migrate

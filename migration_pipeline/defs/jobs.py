@@ -44,4 +44,12 @@ VERIFY = dg.define_asset_job(
     description="The field-level diff and the reconciliation of everything loaded, without loading anything.",
 )
 
-defs = dg.Definitions(jobs=[FULL_MIGRATION, SAMPLE_MIGRATION, PLAN, EXTRACT, VERIFY])
+DELTA_MIGRATION = dg.define_asset_job(
+    "delta_migration",
+    selection=dg.AssetSelection.groups("delta", "transform", "load", "reports") | PLAN_CONFIRMED,
+    description="One delta pickup (`dynamics/changes`: what changed in Dynamics since the last cursor, merged into the raw "
+    "tables), then the same transform, load (new records created, changed ones updated in place through the ID map, "
+    "deletes by the rule in steps/delta.py), verify and report as the full migration.",
+)
+
+defs = dg.Definitions(jobs=[FULL_MIGRATION, SAMPLE_MIGRATION, PLAN, EXTRACT, VERIFY, DELTA_MIGRATION])

@@ -64,6 +64,7 @@ class LoadResult:
     values_refused: int = 0  # values Pipedrive has no option for (in staged.rejects)
     deferred_links: int = 0  # links to records not in Pipedrive yet (set when those are loaded)
     links_set: int = 0  # records updated after their create: links to records loaded since, late fields
+    deleted: int = 0  # records deleted in Pipedrive because a delta pickup found them deleted in Dynamics
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
 
@@ -293,6 +294,12 @@ async def load_object(client: PipedriveClient, warehouse: Warehouse, mappings_di
     result = await load_target(client, warehouse, mappings_dir, v2_object(item.name, item.resource), run_id, concurrency,
                                link_existing=existing, scope=scope)
     result.links_set += await settle_links(client, warehouse, run_id, linking_to=item.name)
+    if scope is None:  # changes a delta pickup found (steps/delta.py): updated in place, deletes by its rule
+        from migration_pipeline.steps.delta import apply_pending
+
+        updated, deleted = await apply_pending(client, warehouse, item, run_id)
+        result.links_set += updated
+        result.deleted += deleted
     return result
 
 

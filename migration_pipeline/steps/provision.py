@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from migration_pipeline.errors import ApiError, BudgetExhausted
 from migration_pipeline.mapping.confirmation import require_confirmed
 from migration_pipeline.mapping.payload import PayloadFields
 from migration_pipeline.pipedrive.client import PipedriveClient
-from migration_pipeline.pipedrive.errors import WriteInDoubt
+from migration_pipeline.pipedrive.errors import TrafficBlocked, WriteInDoubt
 from migration_pipeline.pipedrive.fields import WRITE_ATTEMPTS, CustomFieldRegistry
 from migration_pipeline.steps.objects import FIELD_OBJECTS
 from migration_pipeline.mapping.rules import deals, leads, persons, products
@@ -19,6 +22,7 @@ from migration_pipeline.mapping.rules.custom_entities import custom_fields as cu
 from migration_pipeline.mapping.spec import CustomFieldTarget
 from migration_pipeline.steps.plan import Plan, load_plan
 from migration_pipeline.warehouse.catalog import Warehouse
+from migration_pipeline.warehouse.journal import Journal, JournalEntry, request_digest
 
 # The custom fields each object's rules write (besides its workbook's).
 RULE_CUSTOM_FIELDS = {"persons": persons.CUSTOM_FIELDS, "products": products.CUSTOM_FIELDS, "deals": deals.CUSTOM_FIELDS,
@@ -28,7 +32,12 @@ FIELDS_COLUMNS = "object VARCHAR, name VARCHAR, field_code VARCHAR, field_type V
 OPTION_TYPES = ("enum", "set")
 
 
-async def provision_custom_fields(client: PipedriveClient, warehouse: Warehouse, mappings_dir: Path) -> pd.DataFrame:
+# The journal file of custom-field creates (the step has no run of its own): `steps/rollback.py` removes them.
+PROVISION_RUN = "provisioning"
+
+
+async def provision_custom_fields(client: PipedriveClient, warehouse: Warehouse, mappings_dir: Path,
+                                  run_id: str = PROVISION_RUN) -> pd.DataFrame:
     """Ensure every custom field of the plan exists, then store what payloads need of each object's fields.
 
     `idmap.fields` gets one row per custom field of the plan (name, key, type, options) and
@@ -40,8 +49,18 @@ async def provision_custom_fields(client: PipedriveClient, warehouse: Warehouse,
     rows = []
     for item in FIELD_OBJECTS:
         wanted = custom_fields_for(plan, item.name)
+        entity = "deal" if item.field_entity == "lead" else item.field_entity  # leads use the deal fields
         for custom in wanted:
-            await registry.ensure(item.field_entity, custom.name, custom.field_type, custom.options)
+            if await registry.find(entity, custom.name) is not None:
+                await registry.ensure(item.field_entity, custom.name, custom.field_type, custom.options)
+                continue
+            # A field this step creates is journaled (intent before, code after), so a rollback can remove it.
+            with Journal(warehouse.journal_dir, run_id) as journal:
+                intent = journal.intent("create", "fields", f"{entity}:{custom.name}",
+                                        request_digest("POST", f"{entity}Fields", custom.name))
+                with _outcome_on_error(journal, intent):
+                    code = await registry.ensure(item.field_entity, custom.name, custom.field_type, custom.options)
+                journal.outcome(intent, "ok", pipedrive_id=code)
         names = {custom.name for custom in wanted}
         for definition in await registry.fields(item.field_entity):
             standard_options = not definition.is_custom_field and definition.field_type in OPTION_TYPES
@@ -70,6 +89,33 @@ def custom_fields_for(plan: Plan, object_name: str) -> list[CustomFieldTarget]:
         if entity.target_object == object_name:
             wanted += custom_entity_fields(entity)
     return list({field.name: field for field in reversed(wanted)}.values())[::-1]
+
+
+async def create_journaled(client: PipedriveClient, warehouse: Warehouse, run_id: str, object_name: str, key: str,
+                           resource: str, body: dict[str, Any], params: dict[str, Any] | None = None) -> Any:
+    """`create_named`, journaled like every create (intent before, id after) so that a rollback removes it."""
+    with Journal(warehouse.journal_dir, run_id) as journal:
+        intent = journal.intent("create", object_name, key, request_digest("POST", resource, body))
+        with _outcome_on_error(journal, intent):
+            created = await create_named(client, resource, body, params)
+        journal.outcome(intent, "ok", pipedrive_id=created["id"])
+    return created
+
+
+@contextmanager
+def _outcome_on_error(journal: Journal, intent: JournalEntry) -> Iterator[None]:
+    """Journal how a provisioning create failed (in doubt, not sent, refused), then let the error go on."""
+    try:
+        yield
+    except WriteInDoubt as error:
+        journal.outcome(intent, "in_doubt", detail=error.message)
+        raise
+    except (BudgetExhausted, TrafficBlocked) as error:
+        journal.outcome(intent, "not_applied", detail=error.message)
+        raise
+    except ApiError as error:
+        journal.outcome(intent, "failed", detail=error.message)
+        raise
 
 
 async def create_named(client: PipedriveClient, resource: str, body: dict[str, Any], params: dict[str, Any] | None = None) -> Any:
@@ -102,7 +148,8 @@ async def provision_pipelines(client: PipedriveClient, warehouse: Warehouse, map
     pipelines = {p["name"]: p for p in [row async for row in client.iter_v2("pipelines")]}
     stage_ids: dict[str, str] = {}
     for entry in plan.stage_map.pipelines:
-        pipeline = pipelines.get(entry.pipedrive_pipeline) or await create_named(client, "pipelines", {"name": entry.pipedrive_pipeline})
+        pipeline = pipelines.get(entry.pipedrive_pipeline) or await create_journaled(
+            client, warehouse, run_id, "pipelines", entry.pipedrive_pipeline, "pipelines", {"name": entry.pipedrive_pipeline})
         existing = {s["name"]: s for s in [row async for row in client.iter_v2("stages", {"pipeline_id": pipeline["id"]})]}
         for stage in entry.stages:
             key = f"{entry.pipedrive_pipeline}/{stage.pipedrive_stage}"
@@ -113,7 +160,7 @@ async def provision_pipelines(client: PipedriveClient, warehouse: Warehouse, map
                 body = {"name": stage.pipedrive_stage, "pipeline_id": pipeline["id"]}
                 if stage.probability is not None:
                     body["deal_probability"] = stage.probability
-                found = await create_named(client, "stages", body, {"pipeline_id": pipeline["id"]})
+                found = await create_journaled(client, warehouse, run_id, "stages", key, "stages", body, {"pipeline_id": pipeline["id"]})
                 existing[stage.pipedrive_stage] = found
             stage_ids[key] = str(found["id"])
     warehouse.record_ids("stages", stage_ids, run_id)
@@ -143,7 +190,8 @@ async def provision_lead_labels(client: PipedriveClient, warehouse: Warehouse, r
     existing = {label["name"]: str(label["id"]) for label in await client.request("GET", "leadLabels", version="v1") or []}
     for name in names:
         if name not in existing:
-            created = await create_named(client, "leadLabels", {"name": name, "color": LEAD_LABEL_COLOR})
+            created = await create_journaled(client, warehouse, run_id, LEAD_LABELS_TABLE, name, "leadLabels",
+                                             {"name": name, "color": LEAD_LABEL_COLOR})
             existing[name] = str(created["id"])
     labels = {name: existing[name] for name in names}
     warehouse.record_ids(LEAD_LABELS_TABLE, labels, run_id)

@@ -34,7 +34,7 @@ from migration_pipeline.mapping.rules.run import OBJECTS as STAGED_OBJECTS
 from migration_pipeline.mapping.stages import STAGES_FILE
 from migration_pipeline.steps.audit import ACTIVITY_TABLES, create_call
 from migration_pipeline.steps.extract import CURSOR_FILE
-from migration_pipeline.steps.objects import OBJECTS, STANDARD_TABLES, WORKBOOK_OBJECTS
+from migration_pipeline.steps.objects import STANDARD_TABLES, WORKBOOK_OBJECTS
 from migration_pipeline.steps.plan import OWNERS_FILE
 from migration_pipeline.validation.diff import RECORD
 from migration_pipeline.warehouse.catalog import Warehouse

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from migration_pipeline.sandbox.runtime import Sandbox, SandboxConfig
+
 
 def test_demo_migrates_every_account_and_verifies_clean(tmp_path: Path) -> None:
     home = tmp_path / "demo"
@@ -30,3 +32,15 @@ def test_demo_migrates_every_account_and_verifies_clean(tmp_path: Path) -> None:
     assert "check pipedrive/organizations:field_diff: passed (every field matches)" in out
     assert (home / "warehouse.duckdb").exists()
     assert list((home / "reports").glob("migration-*.md"))
+
+    # Secrets: neither the Pipedrive API token nor the Dataverse client secret is in anything the demo wrote or
+    # printed (Parquet, DuckDB, journals, reports, mappings), and MIGRATION_HOME is its owner's alone.
+    environment = Sandbox(SandboxConfig(records=300)).environment()  # the demo's sandbox: same records, same seed
+    secrets = [environment["PIPEDRIVE_API_TOKEN"], environment["DYNAMICS_CLIENT_SECRET"]]
+    written = [path for path in home.rglob("*") if path.is_file()]
+    assert len(written) > 50 and any(path.suffix == ".jsonl" for path in written) and any(path.suffix == ".duckdb" for path in written)
+    for secret in secrets:
+        assert secret not in result.stdout + result.stderr
+        leaks = [path for path in written if secret.encode() in path.read_bytes()]
+        assert not leaks, f"a secret is in {leaks}"
+    assert home.stat().st_mode & 0o777 == 0o700

@@ -12,16 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
-from click.testing import CliRunner
 
-from migration_pipeline.cli import main
 from migration_pipeline.errors import PlanNotConfirmed, VerificationFailed
 from migration_pipeline.sandbox.runtime import Sandbox
 from migration_pipeline.steps.existing import existing_ids
 from migration_pipeline.steps.plan import load_plan
 from migration_pipeline.steps.sample import SAMPLED
 from migration_pipeline.warehouse.catalog import Warehouse
-from migration_pipeline_tests.conftest import settings_for
+from migration_pipeline_tests.conftest import cli_for, settings_for
 
 # Where each load step's records live in the simulator's store.
 STORE_TABLES = {"organizations_relationships": "organization_relationships"}
@@ -38,12 +36,7 @@ def test_a_sample_covers_everything_loads_only_itself_and_the_full_run_loads_the
     sandbox = make_sandbox(records=300, seed=5)
     settings = settings_for(sandbox, tmp_path)
     simulator = sandbox.pipedrive_app.state.simulator
-    runner = CliRunner()
-
-    def migrate(*args: str, exit_code: int = 0) -> str:
-        result = runner.invoke(main, list(args), obj={"settings": settings})
-        assert result.exit_code == exit_code, result.output
-        return result.output
+    migrate = cli_for(settings)
 
     migrate("plan")
     assert "migrate confirm" in migrate("sample", exit_code=PlanNotConfirmed.exit_code)

@@ -30,7 +30,7 @@ DESCRIPTIONS = {
     specs=[
         dg.AssetSpec(
             ["staged", name],
-            deps=[WORKBOOK_KEY, *(["dynamics", entity_set] for entity_set in RULE_INPUTS)],
+            deps=[WORKBOOK_KEY, ["dynamics", "changes"], *(["dynamics", entity_set] for entity_set in RULE_INPUTS)],
             group_name="transform",
             kinds={"duckdb", "parquet"},
             description=f"{DESCRIPTIONS[name]} `staged.{name}`; what cannot be carried is in `staged.rejects`.",

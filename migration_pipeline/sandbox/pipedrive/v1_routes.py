@@ -161,6 +161,14 @@ async def create_lead_label(ctx: Ctx) -> Response:
     return ctx.ok({k: v for k, v in label.items() if k != "is_deleted"})
 
 
+@route("v1", "DELETE", "/leadLabels/{id}")
+async def delete_lead_label(ctx: Ctx) -> Response:
+    with ctx.sim.lock:
+        label = fetch_live(ctx.sim, "lead_labels", ctx.params["id"], "Lead label")
+        label["is_deleted"] = True
+    return ctx.ok({"id": label["id"]})
+
+
 @route("v1", "GET", "/leadSources")
 async def list_lead_sources(ctx: Ctx) -> Response:
     return ctx.ok([{"name": name} for name in LEAD_SOURCES])
