@@ -21,6 +21,7 @@ from migration_pipeline.steps.provision import payload_fields
 from migration_pipeline.steps.extract import read_cursor
 from migration_pipeline.warehouse.catalog import Warehouse
 from migration_pipeline_tests.conftest import cli_for, settings_for
+from migration_pipeline_tests.test_steps.test_rollback import differences, live_custom_fields
 
 
 def referenced_elsewhere(dataverse: Any, entity_set: str) -> set[str]:
@@ -47,6 +48,7 @@ def test_delta_brings_pipedrive_in_line_and_a_second_delta_writes_nothing(make_s
 
     migrate("plan")
     migrate("confirm", "--yes")
+    before, fields_before = pipedrive.snapshot(), live_custom_fields(pipedrive)  # what the rollback must give back
     assert "FAILED" not in migrate("run")
     warehouse = Warehouse(settings.migration_home)
     assert read_cursor(warehouse, "accounts")["delta_link"]  # the full run read tracked tables as a change-tracking sync
@@ -116,6 +118,18 @@ def test_delta_brings_pipedrive_in_line_and_a_second_delta_writes_nothing(make_s
     assert "dynamics/changes: 0 changed, 0 deleted" in out, out
     assert pipedrive.snapshot() == snapshot
     assert len(warehouse.query("SELECT * FROM audit.operations")) == operations
+
+    # After the full migration and the delta, a rollback gives Pipedrive back its state before the migration,
+    # field by field, pre-existing records included (the delta's updates and deletes among what it undoes).
+    # The person this test relabelled as held before the migration was created by it: the rollback must leave it
+    # alone like any pre-existing record, so it is the one record the state before the migration cannot hold.
+    migrate("rollback", "--yes")
+    relabelled = int(idmap["persons"][kept_person])
+    after = pipedrive.snapshot()
+    assert any(record["id"] == relabelled and not record.get("is_deleted") for record in after["persons"])
+    after["persons"] = [record for record in after["persons"] if record["id"] != relabelled]
+    assert differences(before, after) == []
+    assert live_custom_fields(pipedrive) == fields_before
 
 
 def owner_id_of(deals: pd.DataFrame, opportunities: pd.DataFrame, owner: str) -> Any:
