@@ -13,11 +13,12 @@ Changed rows replace their rows (by primary id) in the raw Parquet table, delete
 dropped, and the new version is published atomically with its advanced cursor attached (a
 crash leaves the previous table and cursor, so the next pickup reads the same changes again).
 
-What the load must still do is kept in `delta/pending.json` under MIGRATION_HOME (source ids
-changed and deleted per entity set), written before the table is published and cleared only
-after Pipedrive holds the change, so a crash anywhere loses nothing. `apply_pending` (called by
-the load of each object with a "Dynamics ID") updates changed records in place through the ID
-map, where what Pipedrive holds differs, and applies the delete rule:
+What the load must still do is kept in `delta/pending.json` under MIGRATION_HOME (per load step,
+the source ids changed and deleted in the tables its records come from: `DELTA_SOURCES`), written
+before the table is published and cleared only after Pipedrive holds the change, so a crash
+anywhere loses nothing. `apply_pending`, called by every load step, brings the step's migrated
+records in line with what their staged rows now make (every field, in place) and applies the
+delete rule; new records are created by the load itself.
 
 **Delete rule**: a record deleted in Dynamics is deleted in Pipedrive only if the migration
 created it; a record the account held before the migration (linked by `steps/existing.py`,
@@ -32,7 +33,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,13 +45,13 @@ import pyarrow.parquet as pq
 
 from migration_pipeline.dynamics.client import DataverseClient
 from migration_pipeline.errors import ApiError
-from migration_pipeline.mapping.payload import build_payload
 from migration_pipeline.pipedrive.client import PipedriveClient
 from migration_pipeline.steps.existing import existing_ids
-from migration_pipeline.steps.objects import MigratedObject
+from migration_pipeline.steps.objects import FIELD_OBJECTS
 from migration_pipeline.steps.provision import payload_fields
-from migration_pipeline.steps.targets import v2_object
-from migration_pipeline.steps.verify import deal_values_from_products
+from migration_pipeline.steps.targets import DEAL_PRODUCTS, TARGETS, Body, Record, v2_object
+from migration_pipeline.steps.verify import VERIFIERS, expected_bodies, norms_of
+from migration_pipeline.validation.diff import differing
 from migration_pipeline.dynamics.errors import ChangeTrackingExpired
 from migration_pipeline.steps.extract import (
     ANNOTATIONS,
@@ -72,6 +73,19 @@ OVERLAP = timedelta(minutes=5)
 PENDING_FILE = Path("delta") / "pending.json"
 CREATE_ONLY = {"add_time"}  # set when a record is created; Pipedrive refuses them in an update
 VERSION_COLUMNS = ("versionnumber", "modifiedon")  # what tells a changed row from an unchanged one
+# The Dynamics tables each load step's records are made from: a change in one reaches the step's records.
+DELTA_SOURCES: dict[str, tuple[str, ...]] = {
+    "organizations": ("accounts", "leads"),  # a lead's company and person are made from the lead
+    "organizations_relationships": ("accounts",),  # an account's parent is its relationship
+    "persons": ("contacts", "leads"),
+    "products": ("products",),
+    "deals": ("opportunities", "opportunityproducts"),  # a deal with products is worth the sum of its lines
+    "deal_products": ("opportunityproducts",),
+    "leads": ("leads",),
+    "activities": ("activitypointers", "phonecalls", "emails", "tasks", "appointments", "activityparties"),
+    "notes": ("annotations",),
+    "files": ("annotations",),
+}
 
 
 @dataclass
@@ -94,7 +108,7 @@ def pending_path(warehouse: Warehouse) -> Path:
 
 
 def read_pending(warehouse: Warehouse) -> dict[str, dict[str, list[str]]]:
-    """entity set -> {"changed": [...], "deleted": [...]} still to apply in Pipedrive."""
+    """load step -> {"changed": [...], "deleted": [...]}: the source ids whose change it still has to apply in Pipedrive."""
     path = pending_path(warehouse)
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
@@ -106,25 +120,35 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(partial, path)
 
 
+def affected_steps(entity_set: str) -> tuple[str, ...]:
+    """The load steps whose records a change in `entity_set` can alter. A table no step names (a custom
+    entity, flattened into custom fields; a reference table) can alter any object with custom fields."""
+    steps = tuple(name for name, sets in DELTA_SOURCES.items() if entity_set in sets)
+    return steps or tuple(item.name for item in FIELD_OBJECTS)
+
+
 def add_pending(warehouse: Warehouse, entity_set: str, changed: Iterable[str], deleted: Iterable[str]) -> None:
+    """Note a pickup's changes of one table for every load step they reach (each clears its own once applied)."""
     pending = read_pending(warehouse)
-    entry = pending.setdefault(entity_set, {"changed": [], "deleted": []})
     deleted = {str(i).lower() for i in deleted}
-    entry["changed"] = sorted((set(entry["changed"]) | {str(i).lower() for i in changed}) - deleted)
-    entry["deleted"] = sorted(set(entry["deleted"]) | deleted)
+    changed = {str(i).lower() for i in changed}
+    for step in affected_steps(entity_set):
+        entry = pending.setdefault(step, {"changed": [], "deleted": []})
+        entry["changed"] = sorted((set(entry["changed"]) | changed) - deleted)
+        entry["deleted"] = sorted(set(entry["deleted"]) | deleted)
     _write_json(pending_path(warehouse), pending)
 
 
-def clear_pending(warehouse: Warehouse, entity_set: str, changed: Collection[str], deleted: Collection[str]) -> None:
-    """Forget what has been applied (and only that: a pickup may have added more meanwhile)."""
+def clear_pending(warehouse: Warehouse, step: str, changed: Collection[str], deleted: Collection[str]) -> None:
+    """Forget what `step` has applied (and only that: a pickup may have added more meanwhile)."""
     pending = read_pending(warehouse)
-    entry = pending.get(entity_set)
+    entry = pending.get(step)
     if entry is None:
         return
     entry["changed"] = [i for i in entry["changed"] if i not in changed]
     entry["deleted"] = [i for i in entry["deleted"] if i not in deleted]
     if not entry["changed"] and not entry["deleted"]:
-        del pending[entity_set]
+        del pending[step]
     _write_json(pending_path(warehouse), pending)
 
 
@@ -265,70 +289,149 @@ def pickup_changes(client: DataverseClient, warehouse: Warehouse, tables: Sequen
     return [pickup_table(client, warehouse, table, since=since, overlap=overlap) for table in tables or extracted_tables(warehouse)]
 
 
-# --- applying the changes in Pipedrive (called by the load of each object with a "Dynamics ID") --------
+# --- applying the changes in Pipedrive (called by the load step of every object) ----------------
 
 
-async def apply_pending(client: PipedriveClient, warehouse: Warehouse, item: MigratedObject, run_id: str) -> tuple[int, int]:
-    """Update in place (through the ID map) the records of `item` a pickup found changed, where Pipedrive differs,
-    and apply the delete rule to those it found deleted; returns (updated, deleted in Pipedrive).
+async def apply_pending(client: PipedriveClient, warehouse: Warehouse, name: str, run_id: str) -> tuple[int, int]:
+    """Bring the records of one load step (`name`) in line with what a pickup found changed, and apply the
+    delete rule to what it found deleted; returns (updated, deleted in Pipedrive).
 
-    Runs after the load has created what the ID map lacked (new records), so a changed record is either
-    in the ID map or was not staged (rejected, merged). Cleared from `delta/pending.json` once applied.
+    When any table `name`'s records come from has changed, every record of `name` the migration
+    loaded is compared with what its staged row now makes (what `migrate verify` compares, so a
+    clean diff follows), one list read per object: a change in a related table (an activity's
+    parties, a deal's product lines, an account's parent) reaches the records it alters. A
+    record that differs is updated in place with the fields that differ (PATCH, or PUT where v1
+    has only that), journaled with their before-image; a file (whose content, name or parent
+    cannot be edited) and a deal product moved to another deal are deleted and created again by
+    the load step that follows. During cutover Dynamics is the source of truth: a value edited by
+    hand in Pipedrive on a migrated record that differs is set back. Records held before the
+    migration (`idmap.existing`) are never written to.
+
+    Deleted: a record whose Dynamics row was deleted, or that no row makes any more without being
+    rejected or merged (an account whose parent was cleared: its relationship; a deleted lead's
+    company), is deleted if the migration created it, unlinked if it was held before. A record missing
+    in Pipedrive whose row changed is forgotten, so the load creates it again.
     """
     from migration_pipeline.steps.load import _update_where_different  # load calls this: imported late
 
-    pending = read_pending(warehouse).get(item.entity_set)
-    if not pending or not warehouse.staged_path(item.name).exists():
+    pending = read_pending(warehouse).get(name)
+    if not pending:
         return 0, 0
-    idmap = warehouse.idmap(item.name)
-    changed = [i for i in pending["changed"] if i in idmap]
-    updated = 0
-    if changed:
-        fields = payload_fields(warehouse, item.name)
-        staged = warehouse.read_staged(item.name)
-        late = v2_object(item.name, item.resource).late
-        # A deal with products is worth the sum of its lines in Pipedrive, whatever was sent (as `migrate verify` expects).
-        product_values = deal_values_from_products(warehouse) if item.name == "deals" else {}
-        wanted = {}
-        for row in staged[staged["source_id"].astype(str).str.lower().isin(changed)].to_dict("records"):
-            body = {k: v for k, v in build_payload(row, fields).body.items() if k not in late and k not in CREATE_ONLY}
-            if str(row["source_id"]) in product_values and "value" in body:
-                body["value"] = product_values[str(row["source_id"])]
-            if body:
-                wanted[str(row["source_id"])] = body
-        updated = await _update_where_different(client, warehouse, item.name, item.resource, idmap, wanted, run_id)
-    deleted = [i for i in pending["deleted"] if i in idmap]
-    removed = 0
-    if deleted:
-        untouchable = existing_ids(warehouse, item.name)
-        ours = [i for i in deleted if i not in untouchable]
-        records = {str(r["id"]): r async for r in client.iterate(item.resource)} if ours else {}
-        gone: list[str] = [i for i in deleted if i in untouchable]  # pre-existing: unlinked, never deleted
-        with Journal(warehouse.journal_dir, run_id) as journal:
-            for source_id in ours:
-                record_id = idmap[source_id]
-                record = records.get(record_id)
-                if record is None or record.get("is_deleted"):  # deleted already (by hand, or a run that stopped)
-                    gone.append(source_id)
-                    continue
-                intent = journal.intent("delete", item.name, source_id, request_digest("DELETE", item.resource, {"id": record_id}),
-                                        before_image=record)
-                try:
-                    await client.delete(item.resource, record_id)
-                except ApiError as error:
-                    journal.outcome(intent, "failed", pipedrive_id=record_id, detail=error.message)
-                    continue
-                journal.outcome(intent, "ok", pipedrive_id=record_id)
-                gone.append(source_id)
-                removed += 1
-        warehouse.forget_ids(item.name, gone)
+    if not warehouse.staged_path(name).exists():  # not part of this migration: nothing to apply
+        clear_pending(warehouse, name, pending["changed"], pending["deleted"])
+        return 0, 0
+    spec = VERIFIERS[name]
+    fields = payload_fields(warehouse, spec.fields_object)
+    idmap = warehouse.idmap(name)
+    untouchable = existing_ids(warehouse, name)
+    bodies = expected_bodies(warehouse, spec, fields, idmap)
+    norms = norms_of(spec, fields)
+    held: dict[str, Record] = {}
+    records: AsyncIterator[Record]
+    if name == "deal_products":  # the lines of every migrated deal: a line moved or deleted is found too
+        records = DEAL_PRODUCTS.read_back(client, fields, list(bodies.values()))
+    else:  # what `migrate verify` reads (every custom field of a v2 record, archived deals and leads too)
+        records = spec.read(client, fields, {idmap[source_id]: body for source_id, body in bodies.items()})
+    async for record in records:
+        held[str(record["id"])] = record
+    changed, deleted = set(pending["changed"]), set(pending["deleted"])
+    kept = _rejected_or_merged(warehouse, name)
+    # Gone from Dynamics, or no longer made by any row (a lead's company once the lead is deleted).
+    doomed = sorted(i for i in idmap if i in deleted or (i not in bodies and i not in kept))
+    wanted: dict[str, Body] = {}
+    recreate: list[str] = []
+    forget: list[str] = []
+    for source_id, body in bodies.items():
+        if source_id in untouchable or source_id in doomed:
+            continue
+        record = held.get(idmap[source_id])
+        if record is None:
+            if source_id in changed and await _gone(client, name, idmap[source_id]):
+                forget.append(source_id)  # deleted in Pipedrive meanwhile (or by a run that stopped): created again
+            continue
+        view = spec.view(body) if spec.view else body
+        seen = spec.held(record, fields) if spec.held else record
+        changes = {key: value for key, value in differing(view, seen, norms).items() if key not in CREATE_ONLY}
+        if not changes:
+            continue
+        if name == "files" or (name == "deal_products" and "deal_id" in changes):
+            recreate.append(source_id)
+        else:
+            wanted[source_id] = changes
+    warehouse.forget_ids(name, forget)
+    # Before-images in the form the body was sent in (a v1 lead's custom fields as v2 sends them), for a rollback.
+    records = {idmap[i]: spec.held(held[idmap[i]], fields) if spec.held else held[idmap[i]] for i in wanted}
+    updated = await _update_where_different(client, warehouse, name, _resource_of(name), idmap, wanted, run_id, records)
+    removed, failed = await _delete(client, warehouse, name, idmap, held, untouchable, [*doomed, *recreate], run_id)
+    deleted_here = len(set(removed) & set(doomed))
     warehouse.import_journal()
     refused = set(warehouse.query(
         "SELECT source_id FROM audit.operations WHERE run_id = ? AND object = ? AND operation = 'update' AND outcome = 'failed'",
-        [run_id, item.name])["source_id"])
-    failed = set(warehouse.idmap(item.name)) & set(deleted)  # updates and deletes Pipedrive refused stay pending
-    clear_pending(warehouse, item.entity_set, set(pending["changed"]) - refused, set(pending["deleted"]) - failed)
-    return updated, removed
+        [run_id, name])["source_id"])
+    # What Pipedrive refused stays pending, for the next pickup to try again.
+    clear_pending(warehouse, name, changed - refused - set(failed), deleted - set(failed))
+    if updated or removed:
+        log.info("delta %s: %d updated in place, %d deleted, %d to create again", name, updated, deleted_here, len(removed) - deleted_here)
+    return updated, deleted_here
+
+
+def _resource_of(name: str) -> str | Callable[[Record], str]:
+    if name == "deal_products":
+        return lambda record: f"deals/{record['deal_id']}/products"
+    return TARGETS[name].resource if name in TARGETS else "files" if name == "files" else v2_object(name).resource
+
+
+def _rejected_or_merged(warehouse: Warehouse, name: str) -> set[str]:
+    """Source ids of `name` now rejected whole or merged into another record: Pipedrive keeps what it holds of them."""
+    return set(warehouse.query(
+        "SELECT source_id FROM staged.rejects WHERE object = ? AND field = '*' UNION SELECT source_id FROM staged.merged WHERE object = ?",
+        [name, name])["source_id"].astype(str))
+
+
+async def _get(client: PipedriveClient, name: str, record_id: str) -> Record | None:
+    """A record by id, None when Pipedrive no longer holds it (a list read may not cover it: relationships)."""
+    try:
+        record = await client.get(str(_resource_of(name)), record_id)
+    except ApiError as error:
+        if error.status_code in (404, 410):
+            return None
+        raise
+    return None if not record or record.get("is_deleted") or record.get("active_flag") in (False, "false") else record
+
+
+async def _gone(client: PipedriveClient, name: str, record_id: str) -> bool:
+    # The bulk read of deal products covers every migrated deal's lines: not there is gone.
+    return name == "deal_products" or await _get(client, name, record_id) is None
+
+
+async def _delete(client: PipedriveClient, warehouse: Warehouse, name: str, idmap: dict[str, str], held: dict[str, Record],
+                  untouchable: Collection[str], source_ids: Sequence[str], run_id: str) -> tuple[list[str], list[str]]:
+    """Delete what the migration created of `source_ids` (journaled, the record as its before-image) and forget
+    them all; records held before the migration are only forgotten. Returns the source ids deleted, and those that failed."""
+    removed: list[str] = []
+    failed: list[str] = []
+    resource = _resource_of(name)
+    with Journal(warehouse.journal_dir, run_id) as journal:
+        for source_id in source_ids:
+            record_id = idmap[source_id]
+            record = held.get(record_id)
+            if record is None and source_id not in untouchable and name != "deal_products":
+                record = await _get(client, name, record_id)  # a list read need not cover it (relationships)
+            if source_id not in untouchable and record is not None:
+                path = resource(record) if callable(resource) else resource
+                intent = journal.intent("delete", name, source_id, request_digest("DELETE", path, {"id": record_id}),
+                                        before_image=record)
+                try:
+                    await client.delete(path, record_id)
+                except ApiError as error:
+                    if error.status_code not in (404, 410):  # gone already: as good as deleted
+                        journal.outcome(intent, "failed", pipedrive_id=record_id, detail=error.message)
+                        failed.append(source_id)
+                        continue
+                journal.outcome(intent, "ok", pipedrive_id=record_id)
+                removed.append(source_id)
+            warehouse.forget_ids(name, [source_id])  # at once: a crash after the delete must not leave it mapped
+    return removed, failed
 
 
 # --- the cheap question the sensor asks -----------------------------------------------------------

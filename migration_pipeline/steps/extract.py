@@ -25,6 +25,7 @@ import pyarrow as pa
 from migration_pipeline.dynamics.client import DataverseClient
 from migration_pipeline.dynamics.models import AttributeDefinition
 from migration_pipeline.errors import PermissionDenied
+from migration_pipeline.progress import Progress
 from migration_pipeline.steps.objects import STANDARD_TABLES
 from migration_pipeline.warehouse.catalog import Warehouse
 from migration_pipeline.warehouse.journal import utc_now
@@ -118,16 +119,19 @@ SCHEMA_ENTITIES = "schema_entities"
 def scope_tables(home: Path) -> list[TableRef]:
     """The tables to extract from the environment whose data lives under `home` (MIGRATION_HOME).
 
-    Once schema discovery has stored `raw.schema_entities`, that is the scope: every readable
-    standard table of `STANDARD_TABLES`, then every custom entity and N:N intersect, each with
-    its change-tracking flag. Before discovery, the standard tables alone. Reads files only,
-    so the Dagster definitions can call it when they load.
+    Once schema discovery has stored `raw.schema_entities`, that is the scope: every standard
+    table of `STANDARD_TABLES`, then every custom entity and N:N intersect, each with its
+    change-tracking flag. Before discovery, the standard tables alone. Reads files only, so the
+    Dagster definitions can call it when they load. A table this identity may not read stays in
+    scope, so that its extract fails with the privilege to grant (`PermissionDenied`) instead of
+    the migration silently leaving it out; only the inventory-only tables are dropped then.
     """
     directory = home / "raw" / SCHEMA_ENTITIES
     if not directory.exists():
         return [TableRef(logical, entity_set) for logical, entity_set in STANDARD_TABLES]
     entities = read_frame(directory).set_index("logical_name")
-    entities = entities[entities["readable"].astype(bool) & entities["entity_set_name"].notna()]
+    wanted = entities["readable"].astype(bool) | ~entities.index.isin(sorted(INVENTORY_ONLY))
+    entities = entities[wanted & entities["entity_set_name"].notna()]
     standard = [name for name, _ in STANDARD_TABLES if name in entities.index]
     custom = sorted(entities.index[entities["is_custom_entity"].astype(bool)])
     return [
@@ -150,14 +154,16 @@ def extract_table(client: DataverseClient, warehouse: Warehouse, table: TableRef
     select = [column.key for column in columns if "@" not in column.key]
     pages = 0
     delta_link: str | None = None
-    with TableWriter(warehouse.raw_path(table.entity_set), schema) as writer:
+    previous = read_cursor(warehouse, table.entity_set)  # the last extract's row count: the ETA's estimate
+    expected = int(previous["rows"]) if previous and previous.get("rows") is not None else None
+    with TableWriter(warehouse.raw_path(table.entity_set), schema) as writer, \
+            Progress(f"extract {table.entity_set}", total=expected, unit="rows", logger=log) as progress:
         reading = client.iter_pages(table.entity_set, select=select, annotations=ANNOTATIONS, track_changes=table.track_changes)
         for page in prefetched(reading):
             writer.write_rows({column.name: row.get(column.key) for column in columns} for row in page.rows)
             pages += 1
             delta_link = page.delta_link or delta_link
-            elapsed = time.monotonic() - started
-            log.info("extract %s: page %d, %d rows, %.0f rows/s", table.entity_set, pages, writer.rows_written, writer.rows_written / max(elapsed, 1e-9))
+            progress.advance(len(page.rows))
         cursor = {"extracted_at": utc_now(), "rows": writer.rows_written, "delta_link": delta_link}
         writer.attach(CURSOR_FILE, json.dumps(cursor, indent=2))
         rows = writer.rows_written

@@ -34,6 +34,7 @@ from migration_pipeline.mapping.transform import REJECT_COLUMNS
 from migration_pipeline.dynamics.client import DataverseClient
 from migration_pipeline.pipedrive.client import PipedriveClient
 from migration_pipeline.pipedrive.errors import TrafficBlocked, WriteInDoubt
+from migration_pipeline.progress import Progress
 from migration_pipeline.steps.existing import MatchRule, existing_ids, link_existing
 from migration_pipeline.steps.objects import OBJECTS, MigratedObject, by_name
 from migration_pipeline.steps.provision import payload_fields
@@ -218,7 +219,8 @@ async def _send_all(client: PipedriveClient, warehouse: Warehouse, target: Targe
     stopped: list[MigrationError] = []
     batches: Iterator[list[tuple[str, Body]]] = iter(target.batches(pending))
 
-    with Journal(warehouse.journal_dir, run_id) as journal:
+    with Journal(warehouse.journal_dir, run_id) as journal, \
+            Progress(f"load {target.name}", total=len(pending), unit="records", tokens=lambda: client.usage.tokens, logger=log) as progress:
         # The ID map is upserted on a thread, one upsert at a time (DuckDB takes one writer), off the event loop.
         one_writer = asyncio.Lock()
 
@@ -238,6 +240,7 @@ async def _send_all(client: PipedriveClient, warehouse: Warehouse, target: Targe
                     for intent in intents:
                         await journal.aoutcome(intent, "in_doubt", detail=error.message)
                     in_doubt.extend(batch)
+                    progress.advance(len(batch))
                     continue
                 except (BudgetExhausted, TrafficBlocked) as error:
                     # Refused before anything was applied: recorded, left for the next run, and no more sent.
@@ -252,6 +255,7 @@ async def _send_all(client: PipedriveClient, warehouse: Warehouse, target: Targe
                         rejects.append(dict(object=target.name, source_id=source_id, field=None, value=None,
                                             reason=f"Pipedrive refused the record: {message}", rule="load"))
                     result.failed += len(batch)
+                    progress.advance(len(batch))
                     continue
                 pairs = [(source_id, target.record_id(record)) for (source_id, _), record in zip(batch, records, strict=True)]
                 # Durable before the ID map may record them: one group commit for the whole batch.
@@ -259,17 +263,18 @@ async def _send_all(client: PipedriveClient, warehouse: Warehouse, target: Targe
                                        for intent, (_, record_id) in zip(intents, pairs, strict=True)))
                 created_ids.update(pairs)
                 result.created += len(batch)
+                progress.advance(len(batch))
                 if len(created_ids) >= ID_BATCH:
                     ids = dict(created_ids)
                     created_ids.clear()
                     await record_ids(ids)
-                    log.info("load %s: %d of %d created", target.name, result.created, len(pending))
 
         try:
             await asyncio.gather(*(worker() for _ in range(concurrency)))
         finally:
             async with one_writer:  # after an upsert still running on its thread
                 warehouse.record_ids(target.name, created_ids, run_id)
+        progress.close(failed=bool(stopped))
 
     if stopped:  # every worker has finished and its outcome is journaled; what was created is in the ID map
         warehouse.import_journal()
@@ -297,7 +302,7 @@ async def load_object(client: PipedriveClient, warehouse: Warehouse, mappings_di
     if scope is None:  # changes a delta pickup found (steps/delta.py): updated in place, deletes by its rule
         from migration_pipeline.steps.delta import apply_pending
 
-        updated, deleted = await apply_pending(client, warehouse, item, run_id)
+        updated, deleted = await apply_pending(client, warehouse, item.name, run_id)
         result.links_set += updated
         result.deleted += deleted
     return result
@@ -360,9 +365,12 @@ async def settle_late_fields(client: PipedriveClient, warehouse: Warehouse, targ
     return await _update_where_different(client, warehouse, target.name, target.resource, idmap, wanted, run_id, held.records)
 
 
-async def _update_where_different(client: PipedriveClient, warehouse: Warehouse, name: str, resource: str, idmap: dict[str, str],
-                                  wanted: dict[str, Body], run_id: str, records: dict[str, Record] | None = None) -> int:
-    """PATCH each record whose held values (`records`, else read back) differ from `wanted`, journaled with the before-image."""
+async def _update_where_different(client: PipedriveClient, warehouse: Warehouse, name: str, resource: str | Callable[[Record], str],
+                                  idmap: dict[str, str], wanted: dict[str, Body], run_id: str,
+                                  records: dict[str, Record] | None = None) -> int:
+    """PATCH each record whose held values (`records`, else read back) differ from `wanted`, journaled with the before-image.
+
+    `resource` may depend on the record (a deal product lives under its deal)."""
     untouchable = existing_ids(warehouse, name)  # records the account held before the migration are never written to
     wanted = {source_id: body for source_id, body in wanted.items() if source_id not in untouchable}
     if not wanted:
@@ -376,9 +384,10 @@ async def _update_where_different(client: PipedriveClient, warehouse: Warehouse,
             if record is None or all(matches(value, record.get(key)) for key, value in body.items()):
                 continue
             before = {key: record.get(key) for key in body}
-            intent = journal.intent("update", name, source_id, request_digest("PATCH", resource, body), before_image=before)
+            path = resource(record) if callable(resource) else resource
+            intent = journal.intent("update", name, source_id, request_digest("PATCH", path, body), before_image=before)
             try:
-                await client.update(resource, idmap[source_id], body)
+                await client.update(path, idmap[source_id], body)
             except ApiError as error:
                 journal.outcome(intent, "failed", pipedrive_id=idmap[source_id], detail=error.message)
                 continue
@@ -421,6 +430,14 @@ async def load_step(name: str, client: PipedriveClient, source: DataverseClient,
     if name == "deal_archive":
         require_confirmed(mappings_dir)
         return await archive_closed_deals(client, warehouse, run_id, scope)
+    # Changes a delta pickup found (steps/delta.py), applied first: a file or a deal product that must be created
+    # again is deleted and forgotten there, and the load below creates it with what is new.
+    updated = deleted = 0
+    if scope is None:
+        from migration_pipeline.steps.delta import apply_pending
+
+        require_confirmed(mappings_dir)
+        updated, deleted = await apply_pending(client, warehouse, name, run_id)
     if name == "files":
         lock = asyncio.Lock()
 
@@ -428,5 +445,10 @@ async def load_step(name: str, client: PipedriveClient, source: DataverseClient,
             async with lock:  # one body at a time: Dataverse limits concurrent requests per user
                 return await asyncio.to_thread(source.download_annotation_body, annotation_id)
 
-        return await load_target(client, warehouse, mappings_dir, files_target(fetch), run_id, scope=scope)
-    return await load_target(client, warehouse, mappings_dir, TARGETS[name], run_id, scope=scope)
+        target = files_target(fetch)
+    else:
+        target = TARGETS[name]
+    result = await load_target(client, warehouse, mappings_dir, target, run_id, scope=scope)
+    result.links_set += updated
+    result.deleted += deleted
+    return result

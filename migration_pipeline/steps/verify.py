@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +47,7 @@ from migration_pipeline.errors import ApiError
 from migration_pipeline.mapping.payload import PayloadFields, build_payload
 from migration_pipeline.mapping.spec import DYNAMICS_ID_FIELD
 from migration_pipeline.pipedrive.client import PipedriveClient
+from migration_pipeline.progress import Progress
 from migration_pipeline.steps.existing import existing_ids
 from migration_pipeline.steps.load import ARCHIVE_CANDIDATES
 from migration_pipeline.steps.objects import MigratedObject
@@ -63,8 +65,10 @@ from migration_pipeline.steps.targets import (
     read_relationships,
 )
 from migration_pipeline.validation.diff import DiffResult, diff_object
-from migration_pipeline.validation.normalize import STANDARD, field_norms
+from migration_pipeline.validation.normalize import STANDARD, Norm, field_norms
 from migration_pipeline.warehouse.catalog import Warehouse
+
+log = logging.getLogger(__name__)
 
 ARCHIVE = "deal_archive"
 # A relationship costs 2 tokens by id; an organization's list 20 and brings all of that organization's at once.
@@ -282,15 +286,14 @@ async def _verify(client: PipedriveClient, warehouse: Warehouse, spec: Verified,
     bodies = expected_bodies(warehouse, spec, fields, idmap)
     loaded = {idmap[source_id]: body for source_id, body in bodies.items()}
     records: dict[str, Record] = {}
-    async for record in spec.read(client, fields, loaded):
-        records[str(record["id"])] = spec.held(record, fields) if spec.held else record
+    # The total is what was loaded: the lists may also hold records the migration did not make.
+    with Progress(f"verify {spec.name}", total=len(loaded), unit="records", tokens=lambda: client.usage.tokens, logger=log) as progress:
+        async for record in spec.read(client, fields, loaded):
+            records[str(record["id"])] = spec.held(record, fields) if spec.held else record
+            progress.advance()
     views = {source_id: spec.view(body) if spec.view else body for source_id, body in bodies.items()}
     if files is not None and spec.name == "files":
         await _checksums(files, idmap, views, records)
-    # Shown by name like options: a deal's stage as "<pipeline>/<stage>", a lead's labels (leads only: other labels differ).
-    extra_options = {"stage_id": fields.links.get("stages", {})}
-    if spec.name == "leads":
-        extra_options["label_ids"] = fields.links.get("lead_labels", {})
     names = {code: field for field, code in fields.codes.items()}
     return diff_object(
         spec.name,
@@ -298,9 +301,18 @@ async def _verify(client: PipedriveClient, warehouse: Warehouse, spec: Verified,
         records,
         names,
         linked=existing_ids(warehouse, spec.name),
-        norms=field_norms(fields, extra_options),
+        norms=norms_of(spec, fields),
         duplicates=_duplicates(spec, fields, records, idmap),
     )
+
+
+def norms_of(spec: Verified, fields: PayloadFields) -> dict[str, Norm]:
+    """Each body key's normaliser for one object (`validation/normalize.py`)."""
+    # Shown by name like options: a deal's stage as "<pipeline>/<stage>", a lead's labels (leads only: other labels differ).
+    extra_options = {"stage_id": fields.links.get("stages", {})}
+    if spec.name == "leads":
+        extra_options["label_ids"] = fields.links.get("lead_labels", {})
+    return field_norms(fields, extra_options)
 
 
 def expected_bodies(warehouse: Warehouse, spec: Verified, fields: PayloadFields, idmap: Mapping[str, str]) -> dict[str, Body]:

@@ -55,6 +55,26 @@ def matches(expected: Any, actual: Any) -> bool:
     return expected == actual
 
 
+def same(norm: Norm, expected: Any, actual: Any) -> bool:
+    """Whether a field holds what was written, both sides through the field's normaliser."""
+    return matches(norm(expected), norm(actual))
+
+
+def differing(body: Mapping[str, Any], record: Mapping[str, Any], norms: Mapping[str, Norm]) -> dict[str, Any]:
+    """The part of `body` that `record` does not hold, field by field as the diff compares them: what an update sends."""
+    out: dict[str, Any] = {}
+    custom_actual = record.get("custom_fields") or {}
+    for key, want in body.items():
+        if key == "custom_fields":
+            custom = {code: value for code, value in (want or {}).items()
+                      if not same(norms.get(code, PLAIN), value, custom_actual.get(code))}
+            if custom:
+                out[key] = custom
+        elif not same(norms.get(key, PLAIN), want, record.get(key)):
+            out[key] = want
+    return out
+
+
 def _text(value: Any) -> str | None:
     value = normalize(value)
     if value is None:
@@ -161,11 +181,10 @@ def diff_object(
         for key, want, have in fields:
             norm = norms.get(key, PLAIN)
             field = field_names.get(key, key)
-            want, have = norm(want), norm(have)
-            if matches(want, have):
+            if same(norm, want, have):
                 tally.equal(field)
             else:
-                tally.differ(field, source_id, pipedrive_id, want, have, norm.name)
+                tally.differ(field, source_id, pipedrive_id, norm(want), norm(have), norm.name)
     for dynamics_id, pipedrive_id, mapped in duplicates:
         tally.differ(DUPLICATE, dynamics_id, pipedrive_id, f"only record {mapped}" if mapped else "no record", "present", "duplicate")
     return tally.result()

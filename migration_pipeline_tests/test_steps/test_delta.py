@@ -89,8 +89,37 @@ def test_delta_brings_pipedrive_in_line_and_a_second_delta_writes_nothing(make_s
     pipedrive.change_record("persons", int(idmap["persons"][kept_person]), {"custom_fields": {dynamics_id: None}})
     dataverse.delete_row("contacts", kept_person)
 
+    # The objects with no "Dynamics ID" change too: a lead, a task, a note, a product line are updated in place; a
+    # renamed file is uploaded again; an account whose parent is cleared loses its relationship; and one of each goes.
+    loaded = {name: warehouse.idmap(name) for name in IN_PLACE + ("files", "organizations_relationships")}
+    staged_before = {name: warehouse.read_staged(name).set_index("source_id") for name in UPDATABLE + ("files",)}
+    updates_before = update_counts(warehouse)
+    open_deals = set(opportunities.loc[opportunities["statecode"] == 0, "opportunityid"])  # archived deals cannot be edited
+    lines = dataverse.store.table("opportunityproducts").frame
+    lines = lines[lines["opportunityproductid"].isin(set(loaded["deal_products"])) & lines["_opportunityid_value"].isin(open_deals)
+                  & (lines["_opportunityid_value"] != moved["opportunityid"])]
+    tasks = [i for i in dataverse.store.table("tasks").frame["activityid"] if i in loaded["activities"]]
+    # An annotation with text and an attachment is a note and a file: each change here is on one of them only.
+    notes = [i for i in dataverse.store.table("annotations").frame["annotationid"] if i in loaded["notes"] and i not in loaded["files"]]
+    files = [i for i in dataverse.store.table("annotations").frame["annotationid"] if i in loaded["files"] and i not in loaded["notes"]]
+    referenced = referenced_elsewhere(dataverse, "leads")
+    leads = [i for i in dataverse.store.table("leads").frame["leadid"] if i in loaded["leads"]]
+    changed = {"leads": leads[0], "activities": tasks[0], "notes": notes[0], "deal_products": lines["opportunityproductid"].iloc[0],
+               "files": files[0]}
+    dataverse.update_row("leads", changed["leads"], {"subject": "Changed In Dynamics"})
+    dataverse.update_row("tasks", changed["activities"], {"subject": "Changed In Dynamics"})
+    dataverse.update_row("annotations", changed["notes"], {"notetext": "Changed in Dynamics."})
+    dataverse.update_row("opportunityproducts", changed["deal_products"], {"quantity": float(lines["quantity"].fillna(1).iloc[0]) + 7})
+    dataverse.update_row("annotations", changed["files"], {"filename": "changed-in-dynamics.txt"})
+    orphaned = next(i for i in loaded["organizations_relationships"] if i != renamed)
+    dataverse.update_row("accounts", orphaned, {"_parentaccountid_value": None})
+    gone = {"leads": next(i for i in leads[1:] if i not in referenced), "activities": tasks[1], "notes": notes[1],
+            "deal_products": lines["opportunityproductid"].iloc[1]}
+    for entity_set, source_id in zip(("leads", "tasks", "annotations", "opportunityproducts"), gone.values(), strict=True):
+        dataverse.delete_row(entity_set, source_id)
+
     out = migrate("delta")
-    assert re.search(r"dynamics/changes: [1-9]\d* changed, 3 deleted", out), out
+    assert re.search(r"dynamics/changes: [1-9]\d* changed, 7 deleted", out), out
     assert "FAILED" not in out, out
     store = pipedrive.snapshot()
     organizations, persons, deals = (live(store, name) for name in ("organizations", "persons", "deals"))
@@ -106,8 +135,40 @@ def test_delta_brings_pipedrive_in_line_and_a_second_delta_writes_nothing(make_s
     assert gone_deal not in after["deals"] and idmap["deals"][gone_deal] not in deals
     assert gone_person not in after["persons"] and idmap["persons"][gone_person] not in persons
     assert kept_person not in after["persons"] and idmap["persons"][kept_person] in persons  # pre-existing: kept in Pipedrive
+    for name in IN_PLACE:  # updated in place: the same record, now holding what the changed row makes
+        source_id = changed[name]
+        assert warehouse.idmap(name)[source_id] == loaded[name][source_id], name
+        assert not warehouse.read_staged(name).set_index("source_id").loc[source_id].equals(staged_before[name].loc[source_id]), name
+    # Only records whose staged row changed are written (a change can reach a few: a bundle's lines share its price;
+    # a deal is worth the sum of its lines).
+    revalued = set(lines.loc[lines["opportunityproductid"].isin([changed["deal_products"], gone["deal_products"]]), "_opportunityid_value"])
+    for name, updated in updated_since(warehouse, updates_before).items():
+        now = warehouse.read_staged(name).set_index("source_id")
+        rows_changed = {i for i in updated if i in now.index and i in staged_before[name].index
+                        and now.loc[i].to_json() != staged_before[name].loc[i].to_json()}
+        allowed = rows_changed | (revalued if name == "deals" else set())
+        assert updated <= allowed and (name not in IN_PLACE or changed[name] in updated), (name, updated - allowed)
+    held = {name: live(store, name) for name in ("leads", "activities", "notes", "files", "deal_products")}
+    assert held["leads"][warehouse.idmap("leads")[changed["leads"]]]["title"] == "Changed In Dynamics"
+    assert held["activities"][warehouse.idmap("activities")[changed["activities"]]]["subject"] == "Changed In Dynamics"
+    assert "Changed in Dynamics." in held["notes"][warehouse.idmap("notes")[changed["notes"]]]["content"]
+    new_file = warehouse.idmap("files")[changed["files"]]  # a file cannot be edited: uploaded again, the old one deleted
+    assert new_file != loaded["files"][changed["files"]] and loaded["files"][changed["files"]] not in held["files"]
+    assert held["files"][new_file]["name"] == "changed-in-dynamics.txt"
+    assert orphaned not in warehouse.idmap("organizations_relationships")
+    assert not any(r["id"] == int(loaded["organizations_relationships"][orphaned]) and not r.get("is_deleted")
+                   for r in store["organization_relationships"])
+    for name, source_id in gone.items():
+        assert source_id not in warehouse.idmap(name) and loaded[name][source_id] not in held[name], name
     deletes = warehouse.query("SELECT object, source_id FROM audit.operations WHERE operation = 'delete' AND outcome = 'ok'")
-    assert sorted(deletes.itertuples(index=False, name=None)) == [("deals", gone_deal), ("persons", gone_person)]
+    expected = {("deals", gone_deal), ("persons", gone_person), ("files", changed["files"]), ("organizations_relationships", orphaned),
+                *gone.items()}
+    deleted = set(deletes.itertuples(index=False, name=None))
+    # The deleted lead's company and person (made from the lead, no row makes them any more) go with it.
+    made_by_lead = deleted - expected
+    assert expected <= deleted and made_by_lead and all(
+        name in ("organizations", "persons") and source_id.startswith("lead-") and source_id not in warehouse.idmap(name)
+        and source_id not in set(warehouse.read_staged(name)["source_id"]) for name, source_id in made_by_lead), made_by_lead
     assert read_pending(warehouse) == {}
     migrate("verify")
 
@@ -130,6 +191,22 @@ def test_delta_brings_pipedrive_in_line_and_a_second_delta_writes_nothing(make_s
     after["persons"] = [record for record in after["persons"] if record["id"] != relabelled]
     assert differences(before, after) == []
     assert live_custom_fields(pipedrive) == fields_before
+
+
+IN_PLACE = ("leads", "activities", "notes", "deal_products")
+UPDATABLE = ("organizations", "persons", "products", "deals", *IN_PLACE)
+
+
+def update_counts(warehouse: Warehouse) -> int:
+    """How many updates the journal holds (where the ones a later run makes start)."""
+    return int(warehouse.query("SELECT count(*) AS n FROM audit.operations")["n"].iloc[0])
+
+
+def updated_since(warehouse: Warehouse, start: int) -> dict[str, set[str]]:
+    """Source ids updated after the first `start` operations, per object updated in place."""
+    rows = warehouse.query("SELECT object, source_id, operation FROM audit.operations ORDER BY \"at\", run_id, seq").iloc[start:]
+    rows = rows[(rows["operation"] == "update") & rows["object"].isin(UPDATABLE)]
+    return {name: set(rows.loc[rows["object"] == name, "source_id"]) for name in UPDATABLE}
 
 
 def owner_id_of(deals: pd.DataFrame, opportunities: pd.DataFrame, owner: str) -> Any:
@@ -163,5 +240,8 @@ def test_pickup_reads_by_watermark_and_re_reads_a_table_whose_token_expired(make
     assert raw.at[contact, "lastname"] == "Watermarked" and len(raw) == len(dataverse.store.table("contacts").frame)
     assert removed not in set(warehouse.read_raw("cr7f2_projects").iloc[:, 0])
     assert read_cursor(warehouse, "cr7f2_projects")["delta_link"] != json.dumps(None)
-    assert read_pending(warehouse) == {"contacts": {"changed": [contact], "deleted": []},
-                                       "cr7f2_projects": {"changed": [], "deleted": [removed]}}
+    # Pending per load step: a contact reaches the persons; a custom entity (flattened into custom fields) every
+    # object with custom fields.
+    custom = {"changed": [], "deleted": [removed]}
+    assert read_pending(warehouse) == {"persons": {"changed": [contact], "deleted": [removed]}, "organizations": custom,
+                                       "products": custom, "deals": custom, "leads": custom}
