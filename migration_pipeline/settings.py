@@ -57,6 +57,8 @@ class Settings(BaseSettings):
         value = value.strip().rstrip("/")
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("must start with https:// (or http:// for a local sandbox)")
+        if value:
+            _check_url(value)
         return value or None
 
     @field_validator("migration_match_persons", "migration_match_organizations", mode="before")
@@ -78,9 +80,27 @@ class Settings(BaseSettings):
         if missing:
             raise ConfigurationError(
                 f"Missing setting{'s' if len(missing) > 1 else ''}: {', '.join(missing)}.",
-                hint="Set them in the environment or in a .env file "
+                hint=f"Set {'them' if len(missing) > 1 else 'it'} in the environment or in a .env file "
                 "(`migrate sandbox --env-file .env` writes the ones that point at the local sandbox).",
             )
+
+
+def _check_url(value: str) -> None:
+    """Refuse what no HTTP client can send a request to: spaces, no host, a port that is not a number.
+
+    The messages do not repeat the value: a URL pasted from a browser may carry a token.
+    """
+    from urllib.parse import urlsplit
+
+    if any(character.isspace() for character in value):
+        raise ValueError("is not a URL: it contains a space")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a port that is not a number in 0..65535
+    except ValueError as error:
+        raise ValueError(f"is not a URL ({error})") from None
+    if not parts.hostname:
+        raise ValueError("is not a URL: it names no host")
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -91,6 +111,11 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']).upper()}: {error['msg']}" for error in exc.errors()
+            f"{'.'.join(str(part) for part in error['loc']).upper()}: {error['msg'].removeprefix('Value error, ')}"
+            for error in exc.errors()
         )
-        raise ConfigurationError(f"Invalid settings: {problems}.", hint="Fix the named variables.") from None
+        raise ConfigurationError(
+            f"Invalid settings: {problems}.",
+            hint="Fix the named variables in the environment or in the .env file, then run the command again "
+            "(URLs look like https://contoso.crm.dynamics.com and https://acme.pipedrive.com).",
+        ) from None

@@ -162,7 +162,7 @@ def load_model(path: Path, model: type[Model]) -> Model:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise MappingError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)}).", hint="Fix the file's syntax.") from None
+        raise MappingError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)}).", hint="Fix the file's syntax at that line (indentation, a closing bracket or quote) and run the command again.") from None
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -166,12 +166,14 @@ def error_for_response(response: httpx.Response, *, method: str, path: str, toke
             status_code=status,
         )
     if status == 403 and code and code.startswith("feature_capping"):
-        return PlanLimitReached(
-            f"Pipedrive refused {method} {path}: {detail} (plan limit `{code}`).",
-            code=code,
-            hint="The Pipedrive plan caps this: upgrade the plan, archive or delete records, "
-            "or load historical deals as archived; then run `migrate run` to resume.",
-        )
+        if "custom_field" in code:
+            hint = ("The Pipedrive plan caps the number of custom fields: delete unused custom fields in Pipedrive "
+                    "(Company settings > Data fields), or map fewer columns to new custom fields (status not_migrated "
+                    "in the mapping files, then `migrate confirm`), or upgrade the plan; then run `migrate run` to resume.")
+        else:
+            hint = ("The Pipedrive plan caps this: upgrade the plan, archive or delete records, "
+                    "or load historical deals as archived; then run `migrate run` to resume.")
+        return PlanLimitReached(f"Pipedrive refused {method} {path}: {detail} (plan limit `{code}`).", code=code, hint=hint)
     if status == 402:
         hint = "The Pipedrive company account is not open (trial expired or unpaid): fix it in its billing settings."
     else:

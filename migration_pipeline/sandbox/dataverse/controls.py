@@ -40,6 +40,10 @@ class FaultRate(BaseModel):
     retry_after: int | None = Field(default=None, ge=0)
 
 
+class Privilege(BaseModel):
+    read: bool
+
+
 class Limits(BaseModel):
     request_limit: int | None = Field(default=None, ge=1)
     window_seconds: float | None = Field(default=None, gt=0)
@@ -134,6 +138,12 @@ async def set_limits(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def set_privilege(request: Request) -> Response:
+    privilege = await _model(request, Privilege)
+    _simulator(request).set_readable(request.path_params["entity_set"], privilege.read)
+    return Response(status_code=204)
+
+
 async def expire_change_tracking(request: Request) -> Response:
     _simulator(request).expire_change_tracking()
     return Response(status_code=204)
@@ -151,5 +161,6 @@ routes = [
     Route("/faults/rate", _handled(set_fault_rate), methods=["PUT"]),
     Route("/limiter/reset", _handled(reset_limiter), methods=["POST"]),
     Route("/limiter", _handled(set_limits), methods=["PUT"]),
+    Route("/privileges/{entity_set}", _handled(set_privilege), methods=["PUT"]),
     Route("/change-tracking/expire", _handled(expire_change_tracking), methods=["POST"]),
 ]

@@ -83,6 +83,10 @@ class DataverseSimulator:
         """Every delta link issued so far now fails with "Version stamp ... expired"."""
         self.store.expire_change_tracking()
 
+    def set_readable(self, entity_set: str, readable: bool) -> None:
+        """Grant or revoke the Read privilege of the application user on one table (403 PrivilegeDenied while revoked)."""
+        self.store.set_readable(entity_set, readable)
+
     def counts(self) -> dict[str, int]:
         return self.store.counts()
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -286,6 +286,14 @@ class Store:
         with self._lock:
             self.version += 1
             self.expired_below = self.version
+
+    def set_readable(self, entity_set: str, readable: bool) -> None:
+        """Grant or revoke the application user's Read privilege on a table: reading its rows answers 403 while revoked."""
+        with self._lock:
+            snapshot = self._known(entity_set)
+            entity = replace(snapshot.entity, readable=readable)
+            self.entities[entity.logical_name] = entity
+            self._tables[entity_set] = replace(snapshot, entity=entity)
 
     # --- helpers ---
 
