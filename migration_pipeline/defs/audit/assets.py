@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from migration_pipeline.defs._meta import OWNERS
 from migration_pipeline.defs.dynamics.assets import SCHEMA_KEY, table_key
 from migration_pipeline.defs.resources import DynamicsResource, WarehouseResource
 from migration_pipeline.steps.audit import DEFAULT_PLAN, DEFAULT_SEATS, audit_scope
@@ -21,8 +22,10 @@ SCOPE_KEY = dg.AssetKey(["audit", "scope"])
     key=SCHEMA_KEY,
     group_name="extract",
     kinds={"dynamics", "parquet"},
+    owners=OWNERS,
     description="Tables, columns (custom ones flagged, with types, lengths and option labels) and relationships of "
-    "the source, from Dataverse metadata: `raw.schema_entities`, `raw.schema_attributes`, `raw.schema_relationships`.",
+    "the source, from Dataverse metadata: `raw.schema_entities`, `raw.schema_attributes`, `raw.schema_relationships`. "
+    "It decides which tables the extract reads; its row count is the tables found.",
 )
 def schema(dynamics: DynamicsResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
     with dynamics.client() as client:
@@ -32,6 +35,7 @@ def schema(dynamics: DynamicsResource, warehouse: WarehouseResource) -> dg.Mater
     unreadable = entities.loc[~entities["readable"].fillna(False).astype(bool), "logical_name"]
     return dg.MaterializeResult(
         metadata={
+            "dagster/row_count": len(entities),
             "entities": len(entities),
             "custom_entities": int(entities["is_custom_entity"].fillna(False).sum()),
             "attributes": len(attributes),
@@ -56,7 +60,8 @@ def audit_asset(extract_keys: list[dg.AssetKey]) -> dg.AssetsDefinition:
         key=SCOPE_KEY,
         deps=[SCHEMA_KEY, *extract_keys],
         group_name="audit",
-        kinds={"duckdb"},
+        kinds={"duckdb", "markdown"},
+        owners=OWNERS,
         description="The scope report (reports/scope.md) and `audit.scope`: counts, custom tables and fields, N:N "
         "relationships, currencies, owners, risks, what to rebuild by hand, and the Pipedrive token cost.",
     )
@@ -80,6 +85,7 @@ AUDIT_JOB = dg.define_asset_job(
     "audit",
     selection=dg.AssetSelection.groups("extract", "audit"),
     description="Discover the schema, extract every table in scope and write the scope report (what `migrate audit` runs).",
+    owners=OWNERS,
 )
 
 

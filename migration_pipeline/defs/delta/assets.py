@@ -6,6 +6,7 @@ the changed records in place and applies the delete rule (`steps/delta.py`).
 
 import dagster as dg
 
+from migration_pipeline.defs._meta import OWNERS
 from migration_pipeline.defs.resources import DynamicsResource, WarehouseResource
 from migration_pipeline.steps.delta import pickup_changes
 
@@ -20,8 +21,10 @@ class PickupConfig(dg.Config):
     key=CHANGES_KEY,
     group_name="delta",
     kinds={"dynamics", "parquet"},
+    owners=OWNERS,
     description="Changes since the last cursor (change tracking where the table tracks changes, a modifiedon watermark "
-    "otherwise), merged into the raw tables; per-table changed and deleted counts.",
+    "otherwise), merged into the raw tables so the transform and load after it carry them to Pipedrive; per-table "
+    "changed and deleted counts (row count: changed plus deleted rows).",
 )
 def changes(context: dg.AssetExecutionContext, config: PickupConfig, dynamics: DynamicsResource,
             warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -33,6 +36,7 @@ def changes(context: dg.AssetExecutionContext, config: PickupConfig, dynamics: D
     context.log.info(f"delta: {sum(r.changed for r in results)} changed, {sum(r.deleted for r in results)} deleted "
                      f"over {len(touched)} of {len(results)} tables")
     return dg.MaterializeResult(metadata={
+        "dagster/row_count": sum(r.changed + r.deleted for r in results),
         "changed": sum(r.changed for r in results),
         "deleted": sum(r.deleted for r in results),
         "tables_changed": len(touched),

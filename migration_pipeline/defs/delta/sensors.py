@@ -29,7 +29,8 @@ def run_key(where: dict[str, str]) -> str:
     minimum_interval_seconds=300,
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Requests a delta_migration run when Dataverse reports changes since the last pickup (cursor: per-table "
-    "delta link or modifiedon watermark).",
+    "delta link or modifiedon watermark; the run key derives from it, so a re-evaluated tick never launches a second run). "
+    "Off by default: turn it on once the full migration has run.",
 )
 def dynamics_delta_sensor(context: dg.SensorEvaluationContext, dynamics: DynamicsResource,
                           warehouse: WarehouseResource) -> dg.SensorResult | dg.SkipReason:

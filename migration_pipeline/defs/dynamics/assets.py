@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from migration_pipeline.defs._meta import OWNERS
 from migration_pipeline.defs.resources import DynamicsResource, WarehouseResource
 from migration_pipeline.steps.extract import ExtractFailure, ExtractSkipped, TableRef, extract_tables, scope_tables
 
@@ -29,6 +30,7 @@ def extract_assets(tables: Sequence[TableRef]) -> dg.AssetsDefinition:
             deps=[SCHEMA_KEY],
             group_name="extract",
             kinds={"dynamics", "parquet"},
+            owners=OWNERS,
             skippable=True,
             description=f"Every {table.logical_name} row from the Dataverse Web API, as raw Parquet "
             f"(`raw.{table.entity_set}` in DuckDB)"

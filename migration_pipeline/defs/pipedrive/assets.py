@@ -16,6 +16,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from migration_pipeline.defs._meta import OWNERS
 from migration_pipeline.defs.resources import DynamicsResource, PipedriveResource, WarehouseResource
 from migration_pipeline.defs.sample.assets import SAMPLE_KEY
 from migration_pipeline.pipedrive.client import PipedriveClient
@@ -61,8 +62,10 @@ async def accounted(context: dg.AssetExecutionContext, pipedrive: PipedriveResou
     deps=[["staged", item.name] for item in FIELD_OBJECTS],
     group_name="load",
     kinds={"pipedrive"},
+    owners=OWNERS,
     pool=PIPEDRIVE_POOL,
-    description='The custom fields the plan needs (the "Dynamics ID" fields included), created or found in Pipedrive.',
+    description='The custom fields the plan needs (the "Dynamics ID" fields included), created or found in Pipedrive, '
+    "before any record is loaded: the loads write into them and find their own records again by Dynamics ID.",
 )
 def custom_fields(context: dg.AssetExecutionContext, pipedrive: PipedriveResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
     async def provision() -> dg.MaterializeResult:
@@ -70,7 +73,7 @@ def custom_fields(context: dg.AssetExecutionContext, pipedrive: PipedriveResourc
             fields = await provision_custom_fields(client, warehouse.warehouse(), warehouse.mappings_path)
             step.counts = {"fields": len(fields)}
         return dg.MaterializeResult(
-            metadata={"fields": dg.MetadataValue.md(fields[["object", "name", "field_type"]].to_markdown(index=False)), **step.metadata()}
+            metadata={"dagster/row_count": len(fields), "fields": dg.MetadataValue.md(fields[["object", "name", "field_type"]].to_markdown(index=False)), **step.metadata()}
         )
 
     return asyncio.run(provision())
@@ -81,6 +84,7 @@ def custom_fields(context: dg.AssetExecutionContext, pipedrive: PipedriveResourc
     deps=[["staged", "deals"]],
     group_name="load",
     kinds={"pipedrive", "duckdb"},
+    owners=OWNERS,
     pool=PIPEDRIVE_POOL,
     description="A pipeline per Dynamics sales process and its stages in order (stages.yaml), found by name or created; "
     "`idmap.stages` keys each stage by `<pipeline>/<stage>`.",
@@ -90,7 +94,7 @@ def pipelines(context: dg.AssetExecutionContext, pipedrive: PipedriveResource, w
         async with accounted(context, pipedrive, warehouse) as (client, step):
             stages = await provision_pipelines(client, warehouse.warehouse(), warehouse.mappings_path, context.run.run_id)
             step.counts = {"stages": len(stages)}
-        return dg.MaterializeResult(metadata={"stages": len(stages), **step.metadata()})
+        return dg.MaterializeResult(metadata={"dagster/row_count": len(stages), "stages": len(stages), **step.metadata()})
 
     return asyncio.run(provision())
 
@@ -100,6 +104,7 @@ def pipelines(context: dg.AssetExecutionContext, pipedrive: PipedriveResource, w
     deps=[["staged", "leads"]],
     group_name="load",
     kinds={"pipedrive", "duckdb"},
+    owners=OWNERS,
     pool=PIPEDRIVE_POOL,
     description='The lead labels staged leads carry ("Disqualified (Dynamics)"), found by name or created; '
     "`idmap.lead_labels` keys each by its name.",
@@ -109,7 +114,7 @@ def lead_labels(context: dg.AssetExecutionContext, pipedrive: PipedriveResource,
         async with accounted(context, pipedrive, warehouse) as (client, step):
             labels = await provision_lead_labels(client, warehouse.warehouse(), context.run.run_id)
             step.counts = {"labels": len(labels)}
-        return dg.MaterializeResult(metadata={"labels": len(labels), **step.metadata()})
+        return dg.MaterializeResult(metadata={"dagster/row_count": len(labels), "labels": len(labels), **step.metadata()})
 
     return asyncio.run(provision())
 
@@ -158,8 +163,10 @@ def load_asset(step: LoadStep) -> dg.AssetsDefinition:
         deps=[["staged", step.staged], *(["pipedrive", earlier] for earlier in step.after), SAMPLE_KEY],
         group_name="load",
         kinds={"pipedrive", "duckdb"},
+        owners=OWNERS,
         pool=PIPEDRIVE_POOL,
-        description=f"{step.description} The value is the ID map `idmap.{step.name}`.",
+        description=f"{step.description} The value is the ID map `idmap.{step.name}` (row count: records in Pipedrive); "
+        "created, already loaded, refused and in-doubt counts and the tokens spent are in the metadata.",
     )
     def _load(context: dg.AssetExecutionContext, config: LoadConfig, dynamics: DynamicsResource, pipedrive: PipedriveResource,
               warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -181,6 +188,7 @@ def load_asset(step: LoadStep) -> dg.AssetsDefinition:
                     "values_refused": result.values_refused,
                     "deferred_links": result.deferred_links,
                     "links_set": result.links_set,
+                    "deleted": result.deleted,
                 }
                 accounting.counts = counts
             if result.failed or result.in_doubt:

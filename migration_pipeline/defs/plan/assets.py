@@ -12,6 +12,7 @@ import asyncio
 import dagster as dg
 import pandas as pd
 
+from migration_pipeline.defs._meta import OWNERS
 from migration_pipeline.defs.dynamics.assets import SCHEMA_KEY
 from migration_pipeline.defs.resources import PipedriveResource, WarehouseResource
 from migration_pipeline.errors import PlanNotConfirmed
@@ -27,6 +28,7 @@ WORKBOOK_KEY = dg.AssetKey(["plan", "workbook"])
     deps=[SCHEMA_KEY, *(["dynamics", entity_set] for entity_set in PLAN_INPUT_TABLES)],
     group_name="plan",
     kinds={"yaml"},
+    owners=OWNERS,
     description="The proposed migration plan in MIGRATION_MAPPINGS_DIR: a field map per object, the owner map "
     "(Dynamics owners to Pipedrive users by email), and the stage map (sales processes to pipelines). Files a "
     "person may have edited are kept. Nothing moves until `migrate confirm`.",
@@ -43,6 +45,7 @@ def workbook(context: dg.AssetExecutionContext, pipedrive: PipedriveResource, wa
     context.log.info(f"plan written: {len(blocking)} blocking, {len(decisions)} decisions to confirm")
     return dg.MaterializeResult(
         metadata={
+            "mappings_dir": dg.MetadataValue.path(str(warehouse.mappings_path)),
             "files": dg.MetadataValue.md("\n".join(f"- `{path}`" for path in result.files)),
             "owners": dg.MetadataValue.md(owners.rename_axis("status").reset_index(name="owners").to_markdown(index=False)),
             "pipelines": len(result.plan.stage_map.pipelines),
@@ -56,7 +59,8 @@ def workbook(context: dg.AssetExecutionContext, pipedrive: PipedriveResource, wa
     asset=WORKBOOK_KEY,
     name="confirmed",
     blocking=True,
-    description="The plan is confirmed, unchanged since, and nothing in it blocks: no record moves otherwise.",
+    description="The plan is confirmed (`migrate confirm`), unchanged since, and nothing in it blocks (an unmatched owner "
+    "with no fallback user, an unmapped stage). Blocking, ERROR: no record is transformed or loaded otherwise.",
 )
 def confirmed(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     try:

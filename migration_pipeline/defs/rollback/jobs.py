@@ -40,7 +40,8 @@ def undo_migration(context: dg.OpExecutionContext, config: RollbackConfig, piped
 
 
 @dg.job(name="rollback", description="Undo one run (config `run`), or every run: what it created deleted, what it changed "
-        "restored, pre-existing records untouched.")
+        "restored, pre-existing records untouched. Shares the `pipedrive_api` pool with the loads; tokens spent are in the "
+        "op's metadata.")
 def rollback_job() -> None:
     undo_migration()
 

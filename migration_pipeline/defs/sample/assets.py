@@ -7,6 +7,7 @@ assets depend on it because, run as a sample (`sample_only`), each takes its rec
 import dagster as dg
 from pydantic import Field
 
+from migration_pipeline.defs._meta import OWNERS
 from migration_pipeline.defs.plan.assets import WORKBOOK_KEY
 from migration_pipeline.defs.resources import WarehouseResource
 from migration_pipeline.steps.sample import DEFAULT_SIZE, select_sample, shown, summary
@@ -27,6 +28,7 @@ class SampleConfig(dg.Config):
     deps=[WORKBOOK_KEY, *(["staged", name] for name in STAGED_OBJECTS)],
     group_name="sample",
     kinds={"duckdb"},
+    owners=OWNERS,
     description="The sample migration's records (`plan.sample`: object, source_id, reason): every object, every field "
     "with values, every stage, owner bucket and enumeration value at least once, with every record they link to; "
     "deterministic.",

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from migration_pipeline.defs._meta import OWNERS
 from migration_pipeline.defs.plan.assets import WORKBOOK_KEY
 from migration_pipeline.defs.resources import WarehouseResource
 from migration_pipeline.steps.transform import RULE_INPUTS, STAGED_OBJECTS, stage_everything
@@ -33,6 +34,7 @@ DESCRIPTIONS = {
             deps=[WORKBOOK_KEY, ["dynamics", "changes"], *(["dynamics", entity_set] for entity_set in RULE_INPUTS)],
             group_name="transform",
             kinds={"duckdb", "parquet"},
+            owners=OWNERS,
             description=f"{DESCRIPTIONS[name]} `staged.{name}`; what cannot be carried is in `staged.rejects`.",
         )
         for name in STAGED_OBJECTS
