@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -55,13 +56,24 @@ class MigrateGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
     """Move a CRM from Dynamics 365 into Pipedrive, field by field, with verification and rollback."""
+    import warnings
+
+    # Dagster warns on every load that some of its own parameters are beta: noise to someone running a migration.
+    warnings.filterwarnings("ignore", message=r".*is currently in (beta|preview)")
     progress = logging.getLogger("migration_pipeline")
     if not progress.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        from migration_pipeline.progress import LiveLineHandler
+
+        handler = LiveLineHandler(sys.stderr)  # progress on live lines on a terminal, plain lines in a log
         handler.setFormatter(logging.Formatter("  %(message)s"))
         progress.addHandler(handler)
         progress.setLevel(logging.INFO)
     ctx.obj = ctx.obj or {}
+
+
+def is_brief(ctx: click.Context) -> bool:
+    """Whether to print each step's outcome in a few lines (`migrate demo` tells the whole story at once)."""
+    return bool((ctx.obj or {}).get("brief"))
 
 
 def settings_of(ctx: click.Context) -> Settings:
@@ -159,7 +171,7 @@ def audit(ctx: click.Context, plan_name: str, seats: int) -> None:
     daily_budget(plan_name, seats)  # a wrong plan fails now, not after the extract
 
     result = run_job(settings, "audit", {"ops": {"audit__scope": {"config": {"plan": plan_name, "seats": seats}}}})
-    for line in summary_lines(read_findings(Warehouse(settings.migration_home))):
+    for line in summary_lines(read_findings(Warehouse(settings.migration_home)), brief=is_brief(ctx)):
         click.echo(f"  {line}")
     click.echo(f"  Scope report: {materialized(result)['audit/scope']['report']}")
 
@@ -176,7 +188,10 @@ def plan(ctx: click.Context) -> None:
     written = materialized(run_job(settings, "plan"))
     extracted = {key: metadata for key, metadata in written.items() if key.startswith("dynamics/")}
     width = max((len(key) for key in extracted), default=0)
-    for key, metadata in sorted(extracted.items()):
+    if is_brief(ctx):
+        rows = sum(int(metadata.get("dagster/row_count", 0)) for key, metadata in extracted.items() if key != "dynamics/schema")
+        click.echo(f"  extracted {len(extracted) - ('dynamics/schema' in extracted)} tables, {rows:,} rows, to Parquet under raw/")
+    for key, metadata in sorted(extracted.items()) if not is_brief(ctx) else ():
         click.echo(f"  extracted {key:<{width}} {metadata.get('dagster/row_count', 0):>9,} rows")
     plan = load_plan(settings.migration_mappings_dir)
     statuses: dict[str, int] = {}
@@ -202,8 +217,11 @@ def confirm(ctx: click.Context, yes: bool) -> None:
     blocking, decisions = open_questions(load_plan(settings.migration_mappings_dir))
     for line in blocking:
         click.echo(f"  BLOCKS: {line}")
-    for line in decisions:
+    for line in decisions if not is_brief(ctx) else ():
         click.echo(f"  decision: {line}")
+    if is_brief(ctx) and decisions:
+        click.echo(f"  {len(decisions)} decisions taken as proposed (owners to the fallback user, new custom fields...: "
+                   "`migrate confirm` lists them)")
     if not blocking and not yes and not click.confirm("Confirm this plan?", default=False):
         raise PlanNotConfirmed("The plan was not confirmed.", hint="Run `migrate confirm` again when ready.")
     record = confirm_plan(settings.migration_mappings_dir)
@@ -218,7 +236,7 @@ def run(ctx: click.Context) -> None:
     from migration_pipeline.mapping.confirmation import require_confirmed
 
     require_confirmed(settings.migration_mappings_dir)  # refuse before extracting anything
-    print_outcomes(run_job(settings, "full_migration"))
+    print_outcomes(run_job(settings, "full_migration"), brief=is_brief(ctx))
 
 
 @main.command()
@@ -237,12 +255,16 @@ def delta(ctx: click.Context, since: str | None) -> None:
     picked = materialized(result).get("dynamics/changes", {})
     click.echo(f"  dynamics/changes: {picked.get('changed', 0):,} changed, {picked.get('deleted', 0):,} deleted "
                f"in {picked.get('tables_changed', 0)} tables")
-    print_outcomes(result)
+    print_outcomes(result, brief=is_brief(ctx))
 
 
-def print_outcomes(result: Any) -> None:
-    """What a migration job did, step by step: staged, loaded (created, already there, refused), checks, report."""
+def print_outcomes(result: Any, brief: bool = False) -> None:
+    """What a migration job did, step by step: staged, loaded (created, already there, refused), checks, report
+    (`brief`: a line each for the staging, the load, the checks and the report)."""
     assets = materialized(result)
+    if brief:
+        click.echo("\n".join(brief_outcome_lines(assets, checks(result))))
+        return
     for key, metadata in sorted(assets.items()):
         if key.startswith("pipedrive/") and "created" in metadata:
             updated = f", {metadata['links_set']:,} updated" if metadata.get("links_set") else ""
@@ -266,6 +288,35 @@ def print_outcomes(result: Any) -> None:
         click.echo(f"  report: {assets['reports/migration']['path']}")
 
 
+def brief_outcome_lines(assets: dict[str, dict[str, Any]], evaluations: dict[str, Any]) -> list[str]:
+    """A migration job's outcome in four lines: staged, written to Pipedrive (per object), checks, report."""
+    lines = []
+    staged = {key: metadata for key, metadata in assets.items() if key.startswith("staged/")}
+    if staged:
+        rejected = sum(m["rejected_records"] for m in staged.values())
+        lines.append(f"  staged {sum(m['dagster/row_count'] for m in staged.values()):,} records of {len(staged)} objects; "
+                     f"{rejected:,} record{'' if rejected == 1 else 's'} and "
+                     f"{sum(m['rejected_fields'] for m in staged.values()):,} values rejected (staged.rejects says why)")
+    loads = {key.removeprefix("pipedrive/"): m for key, m in assets.items() if key.startswith("pipedrive/") and "created" in m}
+    if loads:
+        def total(*names: str) -> int:
+            return sum(int(m.get(name, 0) or 0) for m in loads.values() for name in names)
+
+        created = ", ".join(f"{name.replace('_', ' ')} {m['created']:,}" for name, m in loads.items() if m["created"])
+        done = [f"created {total('created'):,}" + (f" ({created})" if created else "")]
+        done += [f"{total(*names):,} {label}" for names, label in (
+            (("already_loaded", "linked_by_read_back", "linked_existing"), "already there"), (("links_set",), "updated"),
+            (("deleted",), "deleted"), (("refused",), "refused"), (("in_doubt",), "in doubt")) if total(*names)]
+        lines.append(textwrap.fill(f"Pipedrive: {'; '.join(done)}; {total('tokens_spent'):,} tokens", width=110,
+                                   initial_indent="  ", subsequent_indent="    "))
+    failed = [name for name, evaluation in evaluations.items() if not evaluation.passed]
+    lines.append(f"  checks: {len(evaluations) - len(failed)} passed" + (f", FAILED: {', '.join(failed)}" if failed else
+                 " (the field diff and the reconciliation of every object)"))
+    if "reports/migration" in assets:
+        lines.append(f"  report: {assets['reports/migration']['path']}")
+    return lines
+
+
 @main.command()
 @click.option("--size", default=100, show_default=True, type=click.IntRange(min=1),
               help="Records chosen per object; the records that cover every field, stage and owner bucket, and the records "
@@ -282,12 +333,14 @@ def sample(ctx: click.Context, size: int) -> None:
     chosen = materialized(result).get("plan/sample", {})
     if chosen:
         click.echo(f"  plan/sample: {chosen['dagster/row_count']:,} records showing {chosen['covered']} (plan.sample says why "
-                   f"each is in); owner buckets: {chosen['owner_buckets']}; stages:")
-        click.echo("\n".join("    " + line.removeprefix("- ") for line in str(chosen["stages"]).splitlines()))
-        click.echo("\n".join("    " + line for line in str(chosen["objects"]).splitlines()))
-    print_outcomes(result)
-    click.echo("  Next: `migrate verify` for the field-by-field summary, then `migrate run` loads the rest "
-               "(the sampled records are not created again).")
+                   f"each is in); owner buckets: {chosen['owner_buckets']}" + ("" if is_brief(ctx) else "; stages:"))
+        if not is_brief(ctx):
+            click.echo("\n".join("    " + line.removeprefix("- ") for line in str(chosen["stages"]).splitlines()))
+            click.echo("\n".join("    " + line for line in str(chosen["objects"]).splitlines()))
+    print_outcomes(result, brief=is_brief(ctx))
+    if not is_brief(ctx):
+        click.echo("  Next: `migrate verify` for the field-by-field summary, then `migrate run` loads the rest "
+                   "(the sampled records are not created again).")
 
 
 @main.command()
@@ -306,7 +359,7 @@ def verify(ctx: click.Context) -> None:
         stopped = False
     except VerificationFailed:  # every check ran (nothing is downstream of them): the tables say what they found
         stopped = True
-    lines, failed = verification_lines(Warehouse(settings.migration_home), run_id)
+    lines, failed = verification_lines(Warehouse(settings.migration_home), run_id, brief=is_brief(ctx))
     click.echo("\n".join(lines))
     if failed or stopped:
         raise VerificationFailed(
@@ -327,19 +380,25 @@ def rollback(ctx: click.Context, run_id: str | None, yes: bool) -> None:
 
     settings = settings_of(ctx)
     plan = plan_rollback(Warehouse(settings.migration_home), run_id)
-    click.echo("\n".join(plan.lines()))
+    click.echo("\n".join(plan.lines()) if not is_brief(ctx) else
+               f"  plan: {sum(count for _, operation, count in plan.counts() if operation == 'delete'):,} deletes (records, then the "
+               f"fields, pipelines and labels provisioning created), "
+               f"{sum(count for _, operation, count in plan.counts() if operation == 'restore'):,} restores, about {plan.tokens():,} tokens")
     if plan.actions and not yes and not click.confirm("Undo this in Pipedrive?", default=False):
         click.echo("Rollback cancelled: nothing was changed.", err=True)
         ctx.exit(1)
     result = run_job(settings, "rollback", {"ops": {"undo_migration": {"config": {"run": run_id}}}})
     summary = result.output_for_node("undo_migration")
-    for name in ORDER:
+    for name in ORDER if not is_brief(ctx) else ():
         counts = [f"{summary[key][name]:,} {label}" for key, label in (("deleted", "deleted"), ("already_gone", "already gone"),
                                                                         ("restored", "restored")) if summary[key].get(name)]
         if counts:
             click.echo(f"  {name}: {', '.join(counts)}")
     for line in summary["failed"][:10]:
         click.echo(f"  failed: {line}", err=True)
+    if is_brief(ctx):
+        click.echo(f"  {sum(sum(summary[key].values()) for key in ('deleted', 'already_gone')):,} deleted, "
+                   f"{sum(summary['restored'].values()):,} restored")
     click.echo(f"  {summary['tokens_spent']:,} tokens, {summary['requests']:,} requests")
     if summary["failed"]:
         from migration_pipeline.errors import ApiError
@@ -367,8 +426,6 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
 def status_lines(report: Any) -> list[str]:
     """`migrate status` as text: the home and plan, a row per object, the token lines, the next command."""
-    import textwrap
-
     def cell(value: int | None, applies: bool = True) -> str:
         return "-" if not applies else "?" if value is None else f"{value:,}"
 
@@ -433,31 +490,65 @@ def budget_lines(budget: Any) -> list[str]:
               help="MIGRATION_HOME for the demo (cleared first).")
 @click.pass_context
 def demo(ctx: click.Context, records: int, home: Path) -> None:
-    """Start the sandbox in-process and run the migration story against it, step by step."""
+    """The whole story against the sandbox, started in-process: audit, plan, confirm, sample, verify, run, verify,
+    changes made in Dynamics picked up by a delta, and a rollback that leaves Pipedrive as it was."""
+    from migration_pipeline.sandbox.changes import cutover_changes
     from migration_pipeline.sandbox.runtime import Sandbox, SandboxConfig
 
     started = time.monotonic()
     if home.exists():
         shutil.rmtree(home)
-    click.echo(f"Starting the sandbox ({records:,} records)...")
+    click.echo(f"Starting the sandbox: a Dynamics 365 and a Pipedrive simulator on 127.0.0.1 ({records:,} records)...")
     with Sandbox(SandboxConfig(records=records)) as sandbox:
         environment = {name.lower(): value for name, value in sandbox.environment().items()}
         ctx.obj["settings"] = Settings(
             _env_file=None, **environment, migration_home=home, migration_mappings_dir=home / "mappings"  # type: ignore[call-arg]
         )
+        ctx.obj["brief"] = True
+        pipedrive = sandbox.pipedrive_app.state.simulator
+        before = live_counts(pipedrive.snapshot())
+
+        def cutover() -> None:
+            for line in cutover_changes(sandbox.dataverse_app.state.simulator):
+                click.echo(f"  in Dynamics: {line}")
+            ctx.invoke(delta)
+
         steps = [
-            ("Audit: what is in Dynamics", audit, {}),
-            ("Plan: extract, propose the maps", plan, {}),
-            ("Confirm the plan", confirm, {"yes": True}),
-            ("Run the migration", run, {}),
-            ("Run again: nothing new to create", run, {}),
-            ("Verify every field", verify, {}),
+            ("Audit: what is in Dynamics, what it will cost in Pipedrive", lambda: ctx.invoke(audit)),
+            ("Plan: extract everything, propose the field, owner and stage maps", lambda: ctx.invoke(plan)),
+            ("Confirm the plan (a person does this after reviewing the maps)", lambda: ctx.invoke(confirm, yes=True)),
+            ("Sample: load a slice that covers every object, field, stage and owner bucket",
+             lambda: ctx.invoke(sample, size=DEMO_SAMPLE_SIZE)),
+            ("Verify the sample field by field", lambda: ctx.invoke(verify)),
+            ("Run the full migration (the sampled records are not created again)", lambda: ctx.invoke(run)),
+            ("Verify everything field by field", lambda: ctx.invoke(verify)),
+            ("Cutover: the team keeps working in Dynamics; a delta pickup carries it over", cutover),
+            ("Rollback: undo the migration from the audit trail", lambda: ctx.invoke(rollback, yes=True)),
         ]
-        for title, command, params in steps:
-            click.echo(f"\n== {title}")
-            ctx.invoke(command, **params)
-    click.echo(f"\nDone in {time.monotonic() - started:.0f} s. Everything it wrote is in {home}/ "
-               f"(query it with: duckdb {home}/warehouse.duckdb).")
+        for number, (title, step) in enumerate(steps, start=1):
+            step_started = time.monotonic()
+            click.echo(f"\n== {number}/{len(steps)} {title}")
+            step()
+            click.echo(f"  ({time.monotonic() - step_started:.0f} s)")
+        after = live_counts(pipedrive.snapshot())
+        same = "the same as before the migration" if after == before else f"NOT as before the migration: {before}"
+        click.echo("  Pipedrive now holds " + ", ".join(f"{count:,} {name}" for name, count in after.items() if count) + f": {same}.")
+    click.echo(f"\nDone in {time.monotonic() - started:.0f} s. Everything it wrote is in {home}/: reports/ (scope, migration, "
+               f"diff reports), the journal, and the warehouse (query it with: duckdb {home}/warehouse.duckdb).")
+    if after != before:
+        raise VerificationFailed("The rollback did not leave Pipedrive as it was before the migration.",
+                                 hint="Run `migrate rollback` again (it resumes), then compare.")
+
+
+# Records chosen per object for the demo's sample (on top of those covering every field, stage and owner bucket):
+# small, so that the full run after it has most of the records still to load.
+DEMO_SAMPLE_SIZE = 10
+
+
+def live_counts(snapshot: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+    """Records per Pipedrive object that are not deleted (what the demo compares before and after)."""
+    names = ("organizations", "persons", "deals", "leads", "activities", "notes", "files", "products", "deal_products")
+    return {name: sum(1 for record in snapshot.get(name, []) if not record.get("is_deleted")) for name in names}
 
 
 if __name__ == "__main__":

@@ -735,10 +735,21 @@ def audit_scope(
     return AuditResult(findings, estimate, path)
 
 
-def summary_lines(findings: pd.DataFrame) -> list[str]:
-    """A few lines for the terminal: records per table, each risk with its count, the token estimate."""
-    lines = []
+def summary_lines(findings: pd.DataFrame, brief: bool = False) -> list[str]:
+    """A few lines for the terminal: records per table, each risk with its count, the token estimate
+    (`brief`: a line each for the tables, the risks, what to rebuild and the tokens)."""
     records = findings[findings["kind"] == RECORDS]
+    if brief:
+        risks = summarize(findings[findings["kind"].isin(RISK_KINDS)])
+        rebuild = findings[findings["kind"] == REBUILD]
+        lines = [f"{len(records)} tables, {int(records['count'].fillna(0).sum()):,} records "
+                 f"({int((findings['kind'] == CUSTOM_ENTITY).sum())} custom tables, {int((findings['kind'] == CUSTOM_FIELD).sum())} custom fields)",
+                 f"{len(risks)} kinds of risk over {int(risks['records'].sum()) if len(risks) else 0:,} records "
+                 f"({', '.join(str(kind).replace('_', ' ') for kind in risks['kind'][:3])}{', ...' if len(risks) > 3 else ''})",
+                 "rebuild in Pipedrive, not migrated: " + ", ".join(
+                     f"{row.subject} {int(row.count) if pd.notna(row.count) else '(not readable)'}" for row in rebuild.itertuples())]
+        return lines + [f"Pipedrive: {row.detail}" for row in findings[findings["kind"] == TOKEN_TOTAL].itertuples()]
+    lines = []
     width = max((len(str(s)) for s in records["entity_set"]), default=0)
     for row in records.itertuples():
         amount = f"{int(row.count):>9,} records" if pd.notna(row.count) else f"{'-':>9} ({row.detail})"

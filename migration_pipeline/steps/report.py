@@ -136,10 +136,10 @@ def _bold(text: str) -> str:
     return re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)
 
 
-def verification_lines(warehouse: Warehouse, run_id: str) -> tuple[list[str], list[str]]:
+def verification_lines(warehouse: Warehouse, run_id: str, brief: bool = False) -> tuple[list[str], list[str]]:
     """What `migrate verify` prints of run `run_id`: a line per object (records compared, values differing,
     records missing, the reconciliation, tokens), the fields that differ with a first example, the report;
-    and the objects that failed."""
+    and the objects that failed. `brief`: when nothing failed, one line for all objects instead."""
     per_object = warehouse.query(
         "SELECT object, coalesce(sum(compared) FILTER (WHERE field IN ('(record)', '(linked existing)')), max(compared), 0) AS records, "
         "coalesce(sum(differing), 0) AS differing, coalesce(sum(missing), 0) AS missing FROM validation.summary GROUP BY object"
@@ -169,6 +169,11 @@ def verification_lines(warehouse: Warehouse, run_id: str) -> tuple[list[str], li
         if int(row["differing"]) or int(row["missing"]) or (counts is not None and not counts["adds_up"]) or \
                 (differing_fields["object"] == name).any():
             failed.append(name)
+    if brief and not failed:
+        records = int(per_object.drop(index=ARCHIVE, errors="ignore")["records"].sum())
+        left = int(reconciled["to_load"].drop(index=ARCHIVE, errors="ignore").sum()) if len(reconciled) else 0
+        lines = [f"  {records:,} records of {len(per_object)} objects compared field by field: 0 values differing, 0 missing; "
+                 "every count adds up" + (f" ({left:,} records left to load)" if left else "")]
     if tokens:
         lines.append(f"  {sum(tokens.values()):,} tokens in all")
     report = warehouse.reports_dir / f"diff-{run_id}.md"

@@ -1,4 +1,5 @@
-"""`migrate demo`, the README's first command, runs the story against the in-process sandbox and exits 0."""
+"""`migrate demo`, the README's first command, runs the whole story against the in-process sandbox and exits 0:
+audit, plan, confirm, sample, verify, run, verify, a delta after changes in Dynamics, rollback."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from migration_pipeline.sandbox.runtime import Sandbox, SandboxConfig
 
 
-def test_demo_migrates_every_account_and_verifies_clean(tmp_path: Path) -> None:
+def test_demo_tells_the_whole_story_and_leaves_pipedrive_as_it_was(tmp_path: Path) -> None:
     home = tmp_path / "demo"
     result = subprocess.run(
         [sys.executable, "-m", "migration_pipeline.cli", "demo", "--records", "300", "--home", str(home)],
@@ -18,20 +19,34 @@ def test_demo_migrates_every_account_and_verifies_clean(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    accounts = int(re.search(r"accounts\s+([\d,]+) records", out).group(1).replace(",", ""))  # type: ignore[union-attr]
-    # Every account, plus the organizations the rules add (the placeholder for orphan contacts, leads' companies).
-    staged = int(re.search(r"staged/organizations: ([\d,]+) staged", out).group(1).replace(",", ""))  # type: ignore[union-attr]
-    assert staged > accounts
-    # Each staged organization created, or linked to the one the Pipedrive account already held by that name.
-    created, there = (int(n.replace(",", "")) for n in re.search(r"pipedrive/organizations: created (\d[\d,]*\d|\d), already there (\d[\d,]*\d|\d)", out).groups())  # type: ignore[union-attr]
-    assert created + there == staged and 0 < there < 10
-    for step in ("organizations_relationships", "persons", "products", "deals", "deal_products", "leads", "activities", "notes", "files"):
-        assert re.search(rf"pipedrive/{step}: created [1-9]", out), step
-    assert re.search(r"pipedrive/deal_archive: .* [1-9][\d,]* updated", out)
-    assert f"pipedrive/organizations: nothing new to create ({staged:,} already in Pipedrive)" in out
-    assert "check pipedrive/organizations:field_diff: passed (every field matches)" in out
+    # The whole story, step by step, each in a few lines.
+    titles = re.findall(r"^== (\d)/9 (\w+)", out, flags=re.MULTILINE)
+    assert [title for _, title in titles] == ["Audit", "Plan", "Confirm", "Sample", "Verify", "Run", "Verify", "Cutover", "Rollback"]
+    steps = re.split(r"^== \d/9 ", out, flags=re.MULTILINE)[1:]
+    assert all(len(step.strip().splitlines()) <= 12 for step in steps), [len(step.splitlines()) for step in steps]
+    audit, plan, confirm, sample, verify_sample, run, verify_all, cutover, rollback = steps
+    assert re.search(r"\d+ tables, [\d,]+ records", audit) and "rebuild in Pipedrive, not migrated: Workflow" in audit
+    assert "reports/scope.md" in audit and "wrote the plan in" in plan and "confirmed by" in confirm
+    # The sample covers every coverage key and creates records of every object; its verify is clean with the rest left.
+    covered = re.search(r"showing (\d+) of (\d+) coverage keys", sample)
+    assert covered and covered.group(1) == covered.group(2), sample
+    for name in ("organizations", "organizations relationships", "persons", "products", "deals", "deal products", "leads",
+                 "activities", "notes", "files"):
+        words = r"\s+".join(name.split())  # the line is wrapped: any space may be a line break
+        assert re.search(rf"[(,]\s*{words}\s+[1-9]", sample), name
+    assert "checks: 22 passed" in sample and "checks: 22 passed" in run and "FAILED" not in out
+    assert re.search(r"0 values differing, 0 missing; every count adds up \([\d,]+ records left to load\)", verify_sample)
+    assert re.search(r"0 values differing, 0 missing; every count adds up\n", verify_all)
+    assert re.search(r"Pipedrive: created [1-9]", run) and "diff-" in verify_all and "migration-" in run
+    # The cutover: what was changed in Dynamics reaches Pipedrive (the new account and its contact created, the renamed
+    # account, moved deal and edited task updated in place, the deleted note deleted), and the diff stays clean.
+    assert cutover.count("in Dynamics:") == 5 and "dynamics/changes: 5 changed, 1 deleted" in cutover
+    assert re.search(r"created 2 \(organizations 1,\s+persons 1\)", cutover) and re.search(r"1\s+deleted", cutover)
+    updated = int(re.search(r";\s+(\d+)\s+updated", cutover).group(1))  # type: ignore[union-attr]
+    assert 3 <= updated <= 6, cutover  # the three records changed (the deal's new stage may move its probability too)
+    assert "Pipedrive now holds" in rollback and "the same as before the migration" in rollback
     assert (home / "warehouse.duckdb").exists()
-    assert list((home / "reports").glob("migration-*.md"))
+    assert list((home / "reports").glob("migration-*.md")) and list((home / "reports").glob("diff-*.html"))
 
     # Secrets: neither the Pipedrive API token nor the Dataverse client secret is in anything the demo wrote or
     # printed (Parquet, DuckDB, journals, reports, mappings), and MIGRATION_HOME is its owner's alone.
