@@ -376,6 +376,10 @@ def advise(status: Status) -> tuple[str | None, str]:
         return None, "Run `migrate status` again when the step writing the warehouse has ended."
     loadable = [item for item in status.objects if item.loadable]
     unstaged = [item.name for item in loadable if item.staged is None]
+    if not any(item.loaded for item in loadable):
+        return "migrate sample", ("The plan is confirmed and nothing is in Pipedrive yet. `migrate sample` loads a slice that "
+                                  "covers every object, field, stage and owner bucket and diffs it, so the plan is checked on "
+                                  "real records first; `migrate run` then loads the rest (or everything at once, skipping the sample).")
     if unstaged:
         return "migrate run", (f"The plan is confirmed and {_names(unstaged)} {'is' if len(unstaged) == 1 else 'are'} not staged "
                                "yet. `migrate run` transforms, provisions, loads and verifies, resuming where it stopped.")

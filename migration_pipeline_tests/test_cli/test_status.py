@@ -100,8 +100,8 @@ def test_each_state_of_a_partial_home_gets_its_next_command(tmp_path: Path) -> N
 
     confirm(mappings, decisions=[], confirmed_by="tester")
     status = status_of(home, mappings)
-    assert (status.plan, status.confirmed_by, status.next_command) == ("confirmed", "tester", "migrate run")
-    assert "not staged yet" in status.advice
+    assert (status.plan, status.confirmed_by, status.next_command) == ("confirmed", "tester", "migrate sample")
+    assert "nothing is in Pipedrive yet" in status.advice and "`migrate run`" in status.advice
 
     (mappings / "stages.yaml").write_text("entries: [edited]\n")
     status = status_of(home, mappings)
@@ -220,7 +220,7 @@ def test_status_follows_a_real_migration_from_plan_to_verified(make_sandbox: Cal
     assert organizations["staged"] is None
 
     migrate("confirm", "--yes")
-    assert report()["next_command"] == "migrate run"
+    assert report()["next_command"] == "migrate sample"  # nothing loaded yet: a sample first
 
     migrate("run")
     done = report()
