@@ -1,5 +1,6 @@
 """`migrate rollback` against the sandbox through real sockets: after a full migration it puts the Pipedrive
-simulator back exactly as it was (pre-existing records field by field), survives being stopped midway, asks
+simulator back exactly as it was (pre-existing records field by field), survives being stopped midway (budget spent;
+SIGKILLed twice), asks
 before it deletes anything, and leaves the ID maps empty so that a later `migrate run` starts clean.
 """
 
@@ -153,3 +154,59 @@ def test_the_rollback_job_is_defined_and_writes_through_the_shared_pool() -> Non
 
     job = defs.resolve_job_def("rollback")
     assert [node.definition.pool for node in job.graph.nodes] == ["pipedrive_api"]
+
+
+def test_a_rollback_killed_midway_twice_completes_when_run_again(make_sandbox: Callable[..., Sandbox], tmp_path: Path) -> None:
+    """`migrate rollback --yes` in a child process, SIGKILLed (no `finally`, no flush) twice while it deletes, then run
+    again: Pipedrive ends as it was before the migration, with nothing deleted twice or left behind."""
+    import json
+    import time
+
+    from migration_pipeline_tests.test_steps.test_load_crash import child_environment, kill, migrate as run_child, start_migrate
+
+    sandbox = make_sandbox(records=150, seed=11)
+    settings = settings_for(sandbox, tmp_path)
+    simulator = sandbox.pipedrive_app.state.simulator
+    migrate = cli_for(settings)
+    migrate("plan")
+    migrate("confirm", "--yes")
+    before, fields_before = simulator.snapshot(), live_custom_fields(simulator)
+    migrate("run")
+    warehouse = Warehouse(settings.migration_home)
+    planned = len(plan_rollback(warehouse).actions)
+    simulator.options.latency_ms = 60  # slow enough that a kill lands among the deletes, not after them
+
+    env = child_environment({name: value for name, value in sandbox.environment().items()}, tmp_path)
+    journal_dir = settings.migration_home / "journal"
+
+    def deleted_so_far() -> int:
+        """Deletes the rollback journals say Pipedrive answered, over every rollback so far."""
+        outcomes = 0
+        for path in journal_dir.glob("rollback-*.jsonl"):
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:  # the line a kill cut short
+                    continue
+                outcomes += entry.get("phase") == "outcome" and entry.get("outcome") == "ok"
+        return outcomes
+
+    kills = []
+    for target in (planned // 5, planned * 3 // 5):  # a fifth of the way, then three fifths
+        process = start_migrate(["rollback", "--yes"], env, tmp_path, tmp_path / f"rollback-{target}.log")
+        deadline = time.monotonic() + 180
+        while deleted_so_far() < target and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert process.poll() is None, (tmp_path / f"rollback-{target}.log").read_text()[-3000:]  # killed, not finished
+        kill(process)
+        kills.append(deleted_so_far())
+    left = len(plan_rollback(warehouse).actions)
+    assert 0 < left < planned - kills[0], (planned, kills, left)  # both kills landed mid-rollback, work was kept
+
+    simulator.options.latency_ms = 0
+    code, out = run_child(["rollback", "--yes"], env, tmp_path, tmp_path / "rollback-last.log")
+    assert code == 0, out[-3000:]
+    assert differences(before, simulator.snapshot()) == []
+    assert live_custom_fields(simulator) == fields_before
+    assert not plan_rollback(warehouse).actions
+    print(f"rollback of {planned} actions killed after {kills[0]} and {kills[1]} deletes; {left} left for the last run")
