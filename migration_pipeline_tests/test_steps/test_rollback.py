@@ -1,7 +1,7 @@
 """`migrate rollback` against the sandbox through real sockets: after a full migration it puts the Pipedrive
-simulator back exactly as it was (pre-existing records field by field), survives being stopped midway (budget spent;
-SIGKILLed twice), asks
-before it deletes anything, and leaves the ID maps empty so that a later `migrate run` starts clean.
+simulator back exactly as it was (pre-existing records field by field), survives being stopped midway (its budget
+spent; SIGKILLed twice), asks before it deletes anything, and leaves the ID maps empty so that a later
+`migrate run` starts clean.
 """
 
 from __future__ import annotations
