@@ -46,19 +46,24 @@ def differences(before: Store, after: Store) -> list[str]:
     return found
 
 
-def test_rollback_restores_the_state_before_the_migration_resumes_after_a_stop_and_asks_first(
-    make_sandbox: Callable[..., Sandbox], tmp_path: Path
-) -> None:
-    sandbox = make_sandbox(records=300, seed=5)
+def migrate_into(sandbox: Sandbox, tmp_path: Path) -> tuple[Any, Any, Callable[..., str], Warehouse, Store, dict[str, set[str]]]:
+    """Plan, confirm and run a migration into `sandbox`: (settings, the Pipedrive simulator, `migrate`, the warehouse,
+    and the simulator's records and live custom fields before the run)."""
     settings = settings_for(sandbox, tmp_path)
     simulator = sandbox.pipedrive_app.state.simulator
     migrate = cli_for(settings)
-
     migrate("plan")
     migrate("confirm", "--yes")
     before, fields_before = simulator.snapshot(), live_custom_fields(simulator)
     migrate("run")
-    warehouse = Warehouse(settings.migration_home)
+    return settings, simulator, migrate, Warehouse(settings.migration_home), before, fields_before
+
+
+def test_rollback_restores_the_state_before_the_migration_resumes_after_a_stop_and_asks_first(
+    make_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(records=300, seed=5)
+    settings, simulator, migrate, warehouse, before, fields_before = migrate_into(sandbox, tmp_path)
     loaded = {name: len(warehouse.idmap(name)) for name in RECORD_OBJECTS}
     linked = warehouse.query("SELECT object, count(*) AS n FROM idmap.existing GROUP BY object")
     assert linked["n"].sum() > 0  # the account held some of the organizations and persons: linked, never written to
@@ -165,14 +170,7 @@ def test_a_rollback_killed_midway_twice_completes_when_run_again(make_sandbox: C
     from migration_pipeline_tests.test_steps.test_load_crash import child_environment, kill, migrate as run_child, start_migrate
 
     sandbox = make_sandbox(records=150, seed=11)
-    settings = settings_for(sandbox, tmp_path)
-    simulator = sandbox.pipedrive_app.state.simulator
-    migrate = cli_for(settings)
-    migrate("plan")
-    migrate("confirm", "--yes")
-    before, fields_before = simulator.snapshot(), live_custom_fields(simulator)
-    migrate("run")
-    warehouse = Warehouse(settings.migration_home)
+    settings, simulator, migrate, warehouse, before, fields_before = migrate_into(sandbox, tmp_path)
     planned = len(plan_rollback(warehouse).actions)
     simulator.options.latency_ms = 60  # slow enough that a kill lands among the deletes, not after them
 
